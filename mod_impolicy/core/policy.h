@@ -69,8 +69,6 @@ typedef enum imp_cond_op_e {
 	                       window (stateful, per sender) */
 	IMP_C_SPOOFED,       /* u.flag: stanza from differs from session bare */
 	IMP_C_BODY_BYTES,    /* u.count: body longer than this */
-	IMP_C_FIELDS,        /* u.mask: restricts content atoms below to
-	                       fields (1 << imp_field_t); see imp_cond_t */
 } imp_cond_op_t;
 
 typedef struct imp_cond_s imp_cond_t;
@@ -79,6 +77,10 @@ struct imp_cond_s {
 	const char *key;  /* the condition key as written, for explain */
 	const char *file; /* position in the policy, for explain */
 	unsigned line, col;
+	/* DETECT and WORDS only: the fields (1 << imp_field_t) inspected;
+	 * the loader sets it from the `fields:` key of the enclosing `when`
+	 * mapping, or to all fields.  Other ops ignore it. */
+	uint32_t fields;
 	union {
 		struct {
 			imp_cond_t **v;

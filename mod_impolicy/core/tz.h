@@ -41,8 +41,10 @@ const char *imp_tz_name(const imp_tz_t *tz);
 void imp_tz_localtime(const imp_tz_t *tz, int64_t t, imp_tm_t *out);
 
 /* Converts civil time (year..sec, ignoring wday/utcoff/dst) in tz to
- * seconds since the epoch.  For a time in a DST gap the later offset is
- * used; for an ambiguous time, the earlier instant. */
+ * seconds since the epoch.  A time in a DST gap is read with the offset
+ * before the gap, so it moves forward by the gap (RFC 5545: New York
+ * 02:30 on the spring-forward day is 03:30 EDT); an ambiguous time gives
+ * the earlier instant. */
 int64_t imp_tz_mktime(const imp_tz_t *tz, const imp_tm_t *tm);
 
 /* Days since 1970-01-01 for a proleptic Gregorian date, and back. */
