@@ -1,0 +1,765 @@
+/*
+ * norm.c -- text normalisation before matching (implements norm.h).
+ *
+ * Purpose: turn a field's text into the two views the matchers work on,
+ * each with a byte map back to the source so that hits can be reported and
+ * redacted in the original text.
+ *
+ * IMP_NORM_PLAIN (detectors):
+ *  P1. Invalid UTF-8 (bad lead or continuation bytes, overlongs, UTF-16
+ *      surrogates, values above U+10FFFF, truncated sequences): every bad
+ *      byte becomes one U+FFFD that maps to that byte.
+ *  P2. Format characters (category Cf: zero-width space/joiners, word
+ *      joiner, soft hyphen, bidi marks, tag characters) and the other
+ *      Unicode "default ignorable" code points (variation selectors,
+ *      Hangul fillers, ...) are removed: they are invisible, so a sender
+ *      can hide them inside a card number or a word.
+ *  P3. NFKC: compatibility decomposition, canonical reordering, canonical
+ *      composition, so full-width "１２３" becomes "123" and "ﬁ" becomes
+ *      "fi".  Case is kept.  Control characters are kept.
+ *
+ * IMP_NORM_WORDS (word lists), applied in this order:
+ *  W1. P1 and P2 as above.
+ *  W2. Unicode case folding and NFKD; then every combining mark (Mn, Mc,
+ *      Me) is dropped, so "é" -> "e", "ñ" -> "n" (this also drops vowel
+ *      signs of Indic scripts; list entries go through the same function,
+ *      so matching stays consistent).  Hangul is recomposed.
+ *  W3. Word characters are ASCII letters and digits, '@' and '$' (leet
+ *      symbols, see W5) and every non-ASCII letter or number (L*, N*):
+ *      Cyrillic, Greek, CJK ... survive, case-folded.  Everything else
+ *      (punctuation, symbols, emoji, U+FFFD, spaces, controls) is a
+ *      separator.  A token is a maximal run of word characters.
+ *  W4. Spelled-out words: a chain of three or more single-character
+ *      tokens (a letter, or a leetspeak character), each pair separated by
+ *      exactly one separator character, the same one throughout and one of
+ *      '.', ' ', '-', '_', '*', joins into one token when at least two of
+ *      its members are letters: "f.u.c.k" and "f u c k" -> "fuck", while
+ *      "I am a b" (only two single letters in a row) is left alone.  The
+ *      two-letter minimum keeps "1.2.3" and "5 5 5" (numbers, versions)
+ *      apart while still catching "s.h.1.t".
+ *  W5. Leetspeak, only inside tokens that contain at least one letter:
+ *      0->o 1->i 3->e 4->a 5->s 7->t 8->b @->a $->s.  So "sh1t" -> "shit",
+ *      "@ss" and "a55" -> "ass", "$hit" -> "shit", but "2026" and
+ *      "555-1234" keep their digits.  In a token without letters '@' and
+ *      '$' are separators.  Other digits (2, 6, 9) stay digits.
+ *  W6. Stretched letters: a run of three or more equal letters (after
+ *      leetspeak) inside a token becomes one letter: "fuuuuck" -> "fuck",
+ *      "shiiiit" -> "shit"; doubled letters stay ("ass", "committee").
+ *  W7. Every run of separators between tokens becomes one ASCII space;
+ *      leading and trailing separators are dropped.  The WORDS view thus
+ *      holds only [a-z0-9], non-ASCII letters/numbers and single spaces,
+ *      which is what imp_norm_wordbyte() and the lexicon rely on.
+ *
+ * Map: out->map[i] is the source offset of the character that produced
+ * output byte i (all bytes of an expansion map to the same character; a
+ * collapsed separator space maps to the first separator of its run; a
+ * squeezed letter maps to the first letter of its run; a composed
+ * character maps to its base); out->map[len] is the source length.  The
+ * map never decreases (canonical reordering moves code points, not their
+ * offsets), so [map[b], map[e]) is always a valid source span.
+ *
+ * Fast path: when every byte is below 0x80 no utf8proc call is made; PLAIN
+ * is a copy, WORDS is one pass of the token machine over the source.  The
+ * non-ASCII path decodes into a code point array, then feeds the same
+ * token machine with an intermediate UTF-8 string.
+ *
+ * Limits: the canonical reordering and composition of non-starters work
+ * on runs of at most NORM_MAX_RUN code points (UAX #15 "stream-safe"), so
+ * "zalgo" text with thousands of marks stays linear.  Known gaps, by
+ * design of the rules above: look-alike letters of other scripts
+ * (Cyrillic "а" for Latin "a") are not mapped; W6 also squeezes honest
+ * words ("xxx" -> "x", "hellllo" -> "helo"); non-ASCII digits count as
+ * letters in W4 and W6; W4 needs single separators, so "f. u. c. k" stays
+ * apart; and a second pass can join what the first left apart (the view
+ * is not idempotent: "a  b  c" -> "a b c" -> "abc").
+ *
+ * Threading: pure functions; all memory comes from the caller's arena;
+ * no global mutable state.  Reports IMP_OK, IMP_ERR_NOMEM, IMP_ERR_LIMIT
+ * (source longer than 1 GiB) or IMP_ERR_INVALID (bad arguments).
+ */
+#include "norm.h"
+
+#include <string.h>
+
+#include <utf8proc.h>
+
+#define NORM_MAX_LEN ((size_t)1 << 30)
+/* Longest non-starter run reordered or composed as a unit (stream-safe
+ * text has at most 30 non-starters in a row). */
+#define NORM_MAX_RUN 32
+/* utf8proc_decompose_char() output buffer; the longest full compatibility
+ * decomposition (U+FDFA) has 18 code points. */
+#define NORM_DECOMP_BUF 64
+/* Separator marker used in the intermediate WORDS text for non-ASCII
+ * separators; an ASCII control character, never a joining separator. */
+#define NORM_SEP_MARK 0x01
+
+/* ---- ASCII helpers ------------------------------------------------------- */
+
+static bool norm_is_ascii(const unsigned char *s, size_t n)
+{
+	size_t i = 0;
+	/* Eight bytes at a time: this check runs on every field. */
+	for (; i + 8 <= n; i += 8) {
+		uint64_t w;
+		memcpy(&w, s + i, 8);
+		if (w & UINT64_C(0x8080808080808080))
+			return false;
+	}
+	for (; i < n; i++)
+		if (s[i] & 0x80)
+			return false;
+	return true;
+}
+
+/* ---- the WORDS token machine ---------------------------------------------- */
+
+enum { NORM_W_SEP = 0, NORM_W_ALPHA, NORM_W_DIGIT, NORM_W_SYM, NORM_W_HIGH };
+
+/* Byte classes of the token machine: one load per byte on the hot path.
+ * Every byte >= 0x80 is part of a non-ASCII word character (the
+ * intermediate text holds no other non-ASCII characters). */
+#define S NORM_W_SEP
+#define A NORM_W_ALPHA
+#define D NORM_W_DIGIT
+#define Y NORM_W_SYM
+#define H NORM_W_HIGH
+/* clang-format off */
+static const unsigned char norm_wtab[256] = {
+	S, S, S, S, S, S, S, S, S, S, S, S, S, S, S, S,
+	S, S, S, S, S, S, S, S, S, S, S, S, S, S, S, S,
+	S, S, S, S, Y, S, S, S, S, S, S, S, S, S, S, S,
+	D, D, D, D, D, D, D, D, D, D, S, S, S, S, S, S,
+	Y, A, A, A, A, A, A, A, A, A, A, A, A, A, A, A,
+	A, A, A, A, A, A, A, A, A, A, A, S, S, S, S, S,
+	S, A, A, A, A, A, A, A, A, A, A, A, A, A, A, A,
+	A, A, A, A, A, A, A, A, A, A, A, S, S, S, S, S,
+	H, H, H, H, H, H, H, H, H, H, H, H, H, H, H, H,
+	H, H, H, H, H, H, H, H, H, H, H, H, H, H, H, H,
+	H, H, H, H, H, H, H, H, H, H, H, H, H, H, H, H,
+	H, H, H, H, H, H, H, H, H, H, H, H, H, H, H, H,
+	H, H, H, H, H, H, H, H, H, H, H, H, H, H, H, H,
+	H, H, H, H, H, H, H, H, H, H, H, H, H, H, H, H,
+	H, H, H, H, H, H, H, H, H, H, H, H, H, H, H, H,
+	H, H, H, H, H, H, H, H, H, H, H, H, H, H, H, H,
+};
+/* clang-format on */
+#undef S
+#undef A
+#undef D
+#undef Y
+#undef H
+
+static inline int norm_wclass(unsigned c)
+{
+	return norm_wtab[c & 0xFF];
+}
+
+/* Leetspeak letters (W5); 0 means "not a leet character". */
+static const char norm_leet[128] = {
+	['0'] = 'o', ['1'] = 'i', ['3'] = 'e', ['4'] = 'a', ['5'] = 's',
+	['7'] = 't', ['8'] = 'b', ['@'] = 'a', ['$'] = 's',
+};
+
+static inline size_t norm_u8len(unsigned c)
+{
+	return c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0x80 ? 2 : 1;
+}
+
+static inline bool norm_join_sep(unsigned c)
+{
+	return c == '.' || c == ' ' || c == '-' || c == '_' || c == '*';
+}
+
+typedef struct norm_words_s {
+	const unsigned char *in;
+	const uint32_t *imap; /* NULL: identity (ASCII fast path) */
+	size_t n;
+	char *o;
+	uint32_t *om;
+	size_t olen;
+	bool pending;    /* a separator run awaits its space */
+	size_t pend_pos; /* input position of the run's first separator */
+	unsigned run;    /* equal letters seen in a row (W6) */
+	uint32_t last;   /* that letter, packed as in norm_w_char() */
+} norm_words_t;
+
+static inline uint32_t norm_w_map(const norm_words_t *w, size_t p)
+{
+	return w->imap ? w->imap[p] : (uint32_t)p;
+}
+
+static inline void norm_w_sep(norm_words_t *w, size_t p)
+{
+	if (!w->pending) {
+		w->pending = true;
+		w->pend_pos = p;
+	}
+	w->run = 0;
+}
+
+/* Writes the pending space (never at the start: W7 trims). */
+static inline void norm_w_flush(norm_words_t *w)
+{
+	if (w->pending) {
+		if (w->olen > 0) {
+			w->om[w->olen] = norm_w_map(w, w->pend_pos);
+			w->o[w->olen++] = ' ';
+		}
+		w->pending = false;
+	}
+}
+
+/* Emits the character at input position p (clen bytes, class cl) of a
+ * token; has_letter says whether leetspeak applies (W5).  The character
+ * is handled as its bytes packed into a uint32_t (first byte lowest), so
+ * the W6 comparison is one integer compare on this hot path. */
+static inline void norm_w_char(norm_words_t *w, size_t p, size_t clen, int cl,
+			       bool has_letter)
+{
+	unsigned c = w->in[p];
+	uint32_t key;
+	bool letter = true;
+
+	switch (cl) {
+	case NORM_W_ALPHA:
+		key = c | 0x20;
+		break;
+	case NORM_W_DIGIT:
+		if (has_letter && norm_leet[c]) {
+			key = (unsigned char)norm_leet[c];
+		} else {
+			key = c;
+			letter = false;
+		}
+		break;
+	case NORM_W_SYM:
+		if (!has_letter) {
+			norm_w_sep(w, p);
+			return;
+		}
+		key = (unsigned char)norm_leet[c];
+		break;
+	default: /* NORM_W_HIGH */
+		key = 0;
+		for (size_t k = 0; k < clen; k++)
+			key |= (uint32_t)w->in[p + k] << (8 * k);
+		break;
+	}
+	norm_w_flush(w);
+	if (letter) {
+		/* W6: keep two equal letters; on the third, take the second
+		 * back, then drop the rest of the run. */
+		if (w->run > 0 && key == w->last) {
+			if (++w->run == 3)
+				w->olen -= clen;
+			if (w->run >= 3)
+				return;
+		} else {
+			w->run = 1;
+			w->last = key;
+		}
+	} else {
+		w->run = 0;
+	}
+	if (clen == 1) {
+		w->om[w->olen] = norm_w_map(w, p);
+		w->o[w->olen++] = (char)key;
+		return;
+	}
+	for (size_t k = 0; k < clen; k++) {
+		w->om[w->olen] = norm_w_map(w, p + k);
+		w->o[w->olen++] = (char)(key >> (8 * k));
+	}
+}
+
+/* W4: measures the chain of single-character tokens starting at p.
+ * Returns the number of members; *end gets the end of the last member,
+ * *last_start its start and *letters how many members are letters. */
+static size_t norm_w_chain(const norm_words_t *w, size_t p, size_t *end,
+			   size_t *last_start, size_t *letters)
+{
+	const unsigned char *in = w->in;
+	size_t n = w->n, q = p, members = 0;
+	unsigned sepc = 0;
+
+	*letters = 0;
+	*end = *last_start = p;
+	for (;;) {
+		unsigned c = in[q];
+		int cl = norm_wclass(c);
+		size_t clen = cl == NORM_W_HIGH ? norm_u8len(c) : 1;
+		if (cl == NORM_W_SEP || (cl == NORM_W_DIGIT && !norm_leet[c]))
+			break;
+		size_t e = q + clen;
+		if (e < n && norm_wclass(in[e]) != NORM_W_SEP)
+			break; /* not a single-character token */
+		members++;
+		if (cl == NORM_W_ALPHA || cl == NORM_W_HIGH)
+			(*letters)++;
+		*last_start = q;
+		*end = e;
+		if (e + 1 >= n || !norm_join_sep(in[e]) ||
+		    (sepc && in[e] != sepc) ||
+		    norm_wclass(in[e + 1]) == NORM_W_SEP)
+			break;
+		sepc = in[e];
+		q = e + 1;
+	}
+	return members;
+}
+
+/* Runs W3..W7 over in[0..n) (valid UTF-8 whose non-ASCII characters are
+ * all word characters) into o/om, which have room for n + 1 entries.
+ * Returns the output length. */
+static size_t norm_words_pass(const unsigned char *in, const uint32_t *imap,
+			      size_t n, uint32_t src_len, char *o, uint32_t *om)
+{
+	norm_words_t w = {.in = in, .imap = imap, .n = n, .o = o, .om = om};
+	size_t p = 0;
+	/* Chains starting before this position are known not to join (a
+	 * failed chain's suffixes fail too), which keeps the pass linear. */
+	size_t nochain_until = 0;
+
+	while (p < n) {
+		int cl = norm_wclass(in[p]);
+		if (cl == NORM_W_SEP) {
+			norm_w_sep(&w, p);
+			p++;
+			continue;
+		}
+		/* A chain needs a single-character token, so most tokens
+		 * skip the look-ahead after one byte. */
+		if (p >= nochain_until &&
+		    (cl == NORM_W_HIGH || p + 1 >= n ||
+		     norm_wclass(in[p + 1]) == NORM_W_SEP)) {
+			size_t end, last_start, letters;
+			size_t m = norm_w_chain(&w, p, &end, &last_start,
+						&letters);
+			if (m >= 3 && letters >= 2) {
+				/* Emit the members only, skipping their
+				 * single separators. */
+				while (p < end) {
+					int mc = norm_wclass(in[p]);
+					size_t ml = mc == NORM_W_HIGH
+							    ? norm_u8len(in[p])
+							    : 1;
+					norm_w_char(&w, p, ml, mc, true);
+					p += ml + 1;
+				}
+				p = end;
+				continue;
+			}
+			if (m > 1)
+				nochain_until = last_start;
+		}
+		/* An ordinary token: find its end, whether it holds a letter
+		 * and whether it holds anything but ASCII letters. */
+		size_t q = p;
+		unsigned seen = 0;
+		while (q < n) {
+			int c2 = norm_wclass(in[q]);
+			if (c2 == NORM_W_SEP)
+				break;
+			seen |= 1u << c2;
+			q++;
+		}
+		if (seen == 1u << NORM_W_ALPHA) {
+			/* The common case: lower-case and squeeze (W6). */
+			norm_w_flush(&w);
+			for (; p < q; p++) {
+				uint32_t key = in[p] | 0x20;
+				if (w.run > 0 && key == w.last) {
+					if (++w.run == 3)
+						w.olen--;
+					if (w.run >= 3)
+						continue;
+				} else {
+					w.run = 1;
+					w.last = key;
+				}
+				w.om[w.olen] = imap ? imap[p] : (uint32_t)p;
+				w.o[w.olen++] = (char)key;
+			}
+		} else {
+			bool has_letter = (seen & (1u << NORM_W_ALPHA |
+						   1u << NORM_W_HIGH)) != 0;
+			while (p < q) {
+				int c2 = norm_wclass(in[p]);
+				size_t l2 = c2 == NORM_W_HIGH
+						    ? norm_u8len(in[p])
+						    : 1;
+				norm_w_char(&w, p, l2, c2, has_letter);
+				p += l2;
+			}
+		}
+		w.run = 0;
+	}
+	o[w.olen] = '\0';
+	om[w.olen] = src_len;
+	return w.olen;
+}
+
+/* ---- UTF-8 decoding and encoding ------------------------------------------- */
+
+/* Decodes one character at s[0..n), n >= 1.  Invalid input yields U+FFFD
+ * and consumes one byte (P1). */
+static inline size_t norm_decode(const unsigned char *s, size_t n, int32_t *cp)
+{
+	unsigned c = s[0];
+	if (c < 0x80) {
+		*cp = (int32_t)c;
+		return 1;
+	}
+	if (c >= 0xC2 && c <= 0xDF) {
+		if (n >= 2 && (s[1] & 0xC0) == 0x80) {
+			*cp = (int32_t)(((c & 0x1F) << 6) | (s[1] & 0x3F));
+			return 2;
+		}
+	} else if (c >= 0xE0 && c <= 0xEF) {
+		if (n >= 3 && (s[1] & 0xC0) == 0x80 && (s[2] & 0xC0) == 0x80 &&
+		    !(c == 0xE0 && s[1] < 0xA0) &&
+		    !(c == 0xED && s[1] >= 0xA0)) {
+			*cp = (int32_t)(((c & 0x0F) << 12) |
+					((s[1] & 0x3Fu) << 6) | (s[2] & 0x3F));
+			return 3;
+		}
+	} else if (c >= 0xF0 && c <= 0xF4) {
+		if (n >= 4 && (s[1] & 0xC0) == 0x80 && (s[2] & 0xC0) == 0x80 &&
+		    (s[3] & 0xC0) == 0x80 && !(c == 0xF0 && s[1] < 0x90) &&
+		    !(c == 0xF4 && s[1] >= 0x90)) {
+			*cp = (int32_t)(((c & 0x07) << 18) |
+					((s[1] & 0x3Fu) << 12) |
+					((s[2] & 0x3Fu) << 6) | (s[3] & 0x3F));
+			return 4;
+		}
+	}
+	*cp = 0xFFFD;
+	return 1;
+}
+
+static inline size_t norm_enc_len(int32_t cp)
+{
+	return cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+}
+
+static inline size_t norm_encode(int32_t cp, char *d)
+{
+	uint32_t u = (uint32_t)cp;
+	if (u < 0x80) {
+		d[0] = (char)u;
+		return 1;
+	}
+	if (u < 0x800) {
+		d[0] = (char)(0xC0 | (u >> 6));
+		d[1] = (char)(0x80 | (u & 0x3F));
+		return 2;
+	}
+	if (u < 0x10000) {
+		d[0] = (char)(0xE0 | (u >> 12));
+		d[1] = (char)(0x80 | ((u >> 6) & 0x3F));
+		d[2] = (char)(0x80 | (u & 0x3F));
+		return 3;
+	}
+	d[0] = (char)(0xF0 | (u >> 18));
+	d[1] = (char)(0x80 | ((u >> 12) & 0x3F));
+	d[2] = (char)(0x80 | ((u >> 6) & 0x3F));
+	d[3] = (char)(0x80 | (u & 0x3F));
+	return 4;
+}
+
+/* ---- the code point array of the non-ASCII path ----------------------------- */
+
+typedef struct norm_units_s {
+	imp_arena_t *a;
+	int32_t *cp;
+	uint32_t *off; /* source offset of the character that produced it */
+	size_t n, cap;
+} norm_units_t;
+
+static bool norm_units_grow(norm_units_t *u, size_t extra)
+{
+	if (u->n + extra <= u->cap)
+		return true;
+	size_t cap = u->cap * 2;
+	if (cap < u->n + extra)
+		cap = u->n + extra;
+	/* The arena cannot realloc; the old arrays stay until the arena is
+	 * reset, which only happens on the rare expanding decompositions. */
+	int32_t *cp = imp_arena_alloc(u->a, cap * sizeof(*cp));
+	uint32_t *off = imp_arena_alloc(u->a, cap * sizeof(*off));
+	if (!cp || !off)
+		return false;
+	if (u->n) {
+		memcpy(cp, u->cp, u->n * sizeof(*cp));
+		memcpy(off, u->off, u->n * sizeof(*off));
+	}
+	u->cp = cp;
+	u->off = off;
+	u->cap = cap;
+	return true;
+}
+
+static inline int norm_ccc(int32_t cp)
+{
+	/* Nothing below U+0300 has a non-zero combining class. */
+	return cp < 0x300 ? 0 : utf8proc_get_property(cp)->combining_class;
+}
+
+/* True when cp may compose with what precedes it, so it must stay in the
+ * same composition chunk: non-starters, the few starters that are second
+ * in a canonical pair (all Mn/Mc), and Hangul vowel and trailing jamo. */
+static bool norm_joins_previous(int32_t cp)
+{
+	if (cp < 0x300)
+		return false;
+	if ((cp >= 0x1161 && cp <= 0x1175) || (cp >= 0x11A8 && cp <= 0x11C2))
+		return true;
+	const utf8proc_property_t *pr = utf8proc_get_property(cp);
+	return pr->combining_class != 0 ||
+	       pr->category == UTF8PROC_CATEGORY_MN ||
+	       pr->category == UTF8PROC_CATEGORY_MC;
+}
+
+/* P1-P3 / W1-W2: decode, drop format characters, decompose (and fold). */
+static int norm_decompose(norm_units_t *u, const unsigned char *s, size_t len,
+			  int mode)
+{
+	utf8proc_option_t opts =
+		UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT | UTF8PROC_IGNORE;
+	if (mode == IMP_NORM_WORDS)
+		opts |= UTF8PROC_CASEFOLD | UTF8PROC_STRIPMARK;
+	utf8proc_int32_t buf[NORM_DECOMP_BUF];
+
+	for (size_t p = 0; p < len;) {
+		int32_t cp;
+		size_t k = norm_decode(s + p, len - p, &cp);
+		if (cp < 0x80) {
+			if (!norm_units_grow(u, 1))
+				return IMP_ERR_NOMEM;
+			if (mode == IMP_NORM_WORDS && cp >= 'A' && cp <= 'Z')
+				cp |= 0x20;
+			u->cp[u->n] = cp;
+			u->off[u->n++] = (uint32_t)p;
+			p += k;
+			continue;
+		}
+		if (utf8proc_get_property(cp)->category ==
+		    UTF8PROC_CATEGORY_CF) {
+			p += k;
+			continue;
+		}
+		int bc = UTF8PROC_BOUNDCLASS_START;
+		utf8proc_ssize_t r = utf8proc_decompose_char(
+			cp, buf, NORM_DECOMP_BUF, opts, &bc);
+		if (r < 0 || r > NORM_DECOMP_BUF) {
+			/* Cannot happen with Unicode as it is; keep the
+			 * character visible rather than lose it. */
+			buf[0] = 0xFFFD;
+			r = 1;
+		}
+		if (!norm_units_grow(u, (size_t)r))
+			return IMP_ERR_NOMEM;
+		for (utf8proc_ssize_t i = 0; i < r; i++) {
+			u->cp[u->n] = buf[i];
+			u->off[u->n++] = (uint32_t)p;
+		}
+		p += k;
+	}
+	return IMP_OK;
+}
+
+/* Canonical ordering: a stable sort of each run of non-starters by
+ * combining class (insertion sort; a run longer than NORM_MAX_RUN starts
+ * a new one, as in UAX #15's stream-safe format). */
+static void norm_reorder(norm_units_t *u)
+{
+	size_t run_start = 0;
+	for (size_t i = 0; i < u->n; i++) {
+		int c = norm_ccc(u->cp[i]);
+		if (c == 0) {
+			run_start = i + 1;
+			continue;
+		}
+		if (i - run_start >= NORM_MAX_RUN) {
+			run_start = i;
+			continue;
+		}
+		for (size_t j = i; j > run_start && norm_ccc(u->cp[j - 1]) > c;
+		     j--) {
+			/* Offsets stay where they are, so the map never
+			 * goes backwards; they all point into the same
+			 * cluster anyway. */
+			int32_t tc = u->cp[j];
+			u->cp[j] = u->cp[j - 1];
+			u->cp[j - 1] = tc;
+		}
+	}
+}
+
+/* Canonical composition, chunk by chunk: a chunk is a code point plus the
+ * following ones that may compose with it (at most NORM_MAX_RUN).  The
+ * composed chunk is written back in place (it never grows).  Composition
+ * only replaces the starter and removes code points, so each output code
+ * point after the first is matched to the next equal input code point and
+ * takes its offset; the (possibly composed) starter keeps the chunk's. */
+static void norm_compose(norm_units_t *u)
+{
+	size_t w = 0, i = 0;
+	while (i < u->n) {
+		size_t k = 1;
+		while (i + k < u->n && k < NORM_MAX_RUN &&
+		       norm_joins_previous(u->cp[i + k]))
+			k++;
+		if (k == 1) {
+			u->cp[w] = u->cp[i];
+			u->off[w++] = u->off[i];
+			i++;
+			continue;
+		}
+		utf8proc_int32_t tmp[NORM_MAX_RUN], tin[NORM_MAX_RUN];
+		uint32_t toff[NORM_MAX_RUN];
+		memcpy(tin, u->cp + i, k * sizeof(tin[0]));
+		memcpy(tmp, tin, k * sizeof(tmp[0]));
+		memcpy(toff, u->off + i, k * sizeof(toff[0]));
+		utf8proc_ssize_t m = utf8proc_normalize_utf32(
+			tmp, (utf8proc_ssize_t)k, UTF8PROC_COMPOSE);
+		if (m <= 0 || (size_t)m > k) {
+			/* Cannot happen; leave the chunk decomposed. */
+			memcpy(tmp, tin, k * sizeof(tmp[0]));
+			m = (utf8proc_ssize_t)k;
+		}
+		size_t at = 0;
+		for (size_t j = 0; j < (size_t)m; j++) {
+			if (j > 0) {
+				size_t f = at + 1;
+				while (f < k && tin[f] != tmp[j])
+					f++;
+				if (f < k)
+					at = f;
+			}
+			u->cp[w] = tmp[j];
+			u->off[w++] = toff[at];
+		}
+		i += k;
+	}
+	u->n = w;
+}
+
+/* ---- the two views ----------------------------------------------------------- */
+
+static int norm_ascii(imp_arena_t *a, const char *src, size_t len, int mode,
+		      imp_ntext_t *out)
+{
+	char *o = imp_arena_alloc(a, len + 1);
+	uint32_t *om = imp_arena_alloc(a, (len + 1) * sizeof(*om));
+	if (!o || !om)
+		return IMP_ERR_NOMEM;
+	if (mode == IMP_NORM_PLAIN) {
+		/* ASCII is its own NFKC and has no format characters. */
+		if (len)
+			memcpy(o, src, len);
+		o[len] = '\0';
+		for (size_t i = 0; i <= len; i++)
+			om[i] = (uint32_t)i;
+		out->len = len;
+	} else {
+		out->len = norm_words_pass((const unsigned char *)src, NULL,
+					   len, (uint32_t)len, o, om);
+	}
+	out->s = o;
+	out->map = om;
+	return IMP_OK;
+}
+
+static bool norm_is_wordchar(int32_t cp)
+{
+	switch (utf8proc_get_property(cp)->category) {
+	case UTF8PROC_CATEGORY_LU:
+	case UTF8PROC_CATEGORY_LL:
+	case UTF8PROC_CATEGORY_LT:
+	case UTF8PROC_CATEGORY_LM:
+	case UTF8PROC_CATEGORY_LO:
+	case UTF8PROC_CATEGORY_ND:
+	case UTF8PROC_CATEGORY_NL:
+	case UTF8PROC_CATEGORY_NO:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static int norm_unicode(imp_arena_t *a, const char *src, size_t len, int mode,
+			imp_ntext_t *out)
+{
+	norm_units_t u = {.a = a};
+	if (!norm_units_grow(&u, len + 16))
+		return IMP_ERR_NOMEM;
+	int rc = norm_decompose(&u, (const unsigned char *)src, len, mode);
+	if (rc != IMP_OK)
+		return rc;
+	norm_reorder(&u);
+	norm_compose(&u);
+
+	size_t blen = 0;
+	for (size_t i = 0; i < u.n; i++)
+		blen += norm_enc_len(u.cp[i]);
+	char *b = imp_arena_alloc(a, blen + 1);
+	uint32_t *bm = imp_arena_alloc(a, (blen + 1) * sizeof(*bm));
+	if (!b || !bm)
+		return IMP_ERR_NOMEM;
+	size_t o = 0;
+	for (size_t i = 0; i < u.n; i++) {
+		int32_t cp = u.cp[i];
+		size_t k;
+		if (mode == IMP_NORM_WORDS && cp >= 0x80 &&
+		    !norm_is_wordchar(cp)) {
+			b[o] = NORM_SEP_MARK;
+			k = 1;
+		} else {
+			k = norm_encode(cp, b + o);
+		}
+		for (size_t j = 0; j < k; j++)
+			bm[o + j] = u.off[i];
+		o += k;
+	}
+	b[o] = '\0';
+	bm[o] = (uint32_t)len;
+
+	if (mode == IMP_NORM_PLAIN) {
+		out->s = b;
+		out->len = o;
+		out->map = bm;
+		return IMP_OK;
+	}
+	/* WORDS: the intermediate text holds folded, mark-free code points
+	 * with non-ASCII separators turned into NORM_SEP_MARK; the token
+	 * machine never grows its input. */
+	char *w = imp_arena_alloc(a, o + 1);
+	uint32_t *wm = imp_arena_alloc(a, (o + 1) * sizeof(*wm));
+	if (!w || !wm)
+		return IMP_ERR_NOMEM;
+	out->len = norm_words_pass((const unsigned char *)b, bm, o,
+				   (uint32_t)len, w, wm);
+	out->s = w;
+	out->map = wm;
+	return IMP_OK;
+}
+
+int imp_norm(imp_arena_t *a, const char *src, size_t len, int mode,
+	     imp_ntext_t *out)
+{
+	if (!a || !out || (!src && len) ||
+	    (mode != IMP_NORM_PLAIN && mode != IMP_NORM_WORDS))
+		return IMP_ERR_INVALID;
+	out->s = NULL;
+	out->len = 0;
+	out->map = NULL;
+	if (len > NORM_MAX_LEN)
+		return IMP_ERR_LIMIT;
+	if (!src)
+		src = "";
+	if (norm_is_ascii((const unsigned char *)src, len))
+		return norm_ascii(a, src, len, mode, out);
+	return norm_unicode(a, src, len, mode, out);
+}
