@@ -79,7 +79,12 @@ struct imp_cond_s {
 	unsigned line, col;
 	/* DETECT and WORDS only: the fields (1 << imp_field_t) inspected;
 	 * the loader sets it from the `fields:` key of the enclosing `when`
-	 * mapping, or to all fields.  Other ops ignore it. */
+	 * mapping (nested any/not mappings inherit it unless they set their
+	 * own), or to all fields.  Other ops ignore it.  Boolean atoms
+	 * (CORRECTION, HAS_BODY, SPOOFED) always have u.flag == true: a
+	 * `false` in the policy compiles to NOT(atom); likewise `outside:`
+	 * is NOT(DURING) and `file_transfer: false` / `encrypted: false`
+	 * are NOT of the all-bits mask. */
 	uint32_t fields;
 	union {
 		struct {
@@ -197,7 +202,9 @@ struct imp_policy_s {
 	size_t n_user_tz;
 	imp_list_t *lists;
 	size_t n_lists;
-	imp_lexicon_t *lexicon; /* all lists; list index == p->lists index */
+	imp_lexicon_t *lexicon; /* all lists; list index == p->lists index;
+	                           NULL when the policy has no lists (then
+	                           any_words is false) */
 	imp_detset_t *detectors;
 	imp_rule_t *rules;
 	size_t n_rules;

@@ -303,6 +303,9 @@ typedef struct imp_verdict_s {
 	const char *explain; /* with IMP_EVAL_EXPLAIN: a readable trace */
 	const char *error;   /* IMP_VF_MALFORMED: why */
 	void *priv_;         /* library-owned storage */
+	/* Appended in API 1.1: */
+	const char *retention; /* retention class: the deciding rule's, else
+	                          the policy default, else NULL */
 } imp_verdict_t;
 
 IMP_API void imp_verdict_clear(imp_verdict_t *v);
@@ -339,6 +342,108 @@ IMP_API void imp_eval_free(imp_eval_t *ev);
 IMP_API int imp_eval_run(imp_eval_t *ev, const imp_policy_t *p,
 			 const imp_view_t *view, unsigned flags,
 			 imp_verdict_t *out);
+
+/* ---- the compliance archive ----------------------------------------------- */
+
+/* An archive writer records every judged stanza in PostgreSQL through a
+ * bounded queue and a writer thread with its own libpq connection; when
+ * PostgreSQL is away, records go to a local fsync'd spool and are replayed
+ * in order, exactly once (idempotent by node and sequence), when it comes
+ * back.  Each record carries a per-node SHA-256 (optionally HMAC) hash
+ * chain (docs/archive.md gives the byte-exact canonical encoding).
+ *
+ * Threading: imp_archive_submit() may be called from any thread; records
+ * of one archive are sequenced in submission order. */
+typedef struct imp_archive_s imp_archive_t;
+
+typedef enum imp_durability_e {
+	/* imp_archive_submit() returns only when the record is durable in the
+	 * spool (fdatasync) or committed in PostgreSQL; concurrent submitters
+	 * share one sync (group commit). */
+	IMP_DURABILITY_STRICT = 0,
+	/* submit returns after enqueueing; the writer syncs the spool at least
+	 * every batch_ms (loss window on a host crash: batch_ms plus what is
+	 * queued; stated by imp_archive_stats). */
+	IMP_DURABILITY_BATCHED = 1,
+} imp_durability_t;
+
+typedef enum imp_failmode_e {
+	/* When neither PostgreSQL nor the spool can take a record, submit
+	 * fails with IMP_ERR_IO and the host must refuse the stanza
+	 * (resource-constraint) instead of delivering it unrecorded. */
+	IMP_FAIL_CLOSED = 0,
+	/* ... submit returns IMP_OK, the record is dropped and counted in
+	 * imp_archive_stats_t.lost.  Must be chosen explicitly. */
+	IMP_FAIL_OPEN = 1,
+} imp_failmode_t;
+
+#define IMP_ARCHIVE_CONFIG_VERSION 1
+
+typedef struct imp_archive_config_s {
+	unsigned version;      /* IMP_ARCHIVE_CONFIG_VERSION */
+	const char *dsn;       /* libpq conninfo or URI; may be NULL when
+	                               dsn_file is set */
+	const char *dsn_file;  /* file holding the DSN (0600); NULL: none.
+	                               The password may also come from libpq's
+	                               PGPASSFILE/PGPASSWORD.  Never logged. */
+	const char *node;      /* this writer's node id (required) */
+	const char *spool_dir; /* directory for spool files (required) */
+	imp_durability_t durability;
+	imp_failmode_t on_failure;
+	size_t queue_max;              /* records queued in memory; 0: 65536 */
+	unsigned batch_max;            /* rows per database batch; 0: 1000 */
+	unsigned batch_ms;             /* max wait to fill a batch; 0: 20 */
+	const unsigned char *hmac_key; /* NULL: plain SHA-256 chain */
+	size_t hmac_key_len;
+	const char *hmac_key_id;       /* name recorded with keyed records */
+	const char *retention_default; /* class when the verdict names none;
+	                                  NULL: "default" */
+} imp_archive_config_t;
+
+/* Opens the archive: recovers the spool (truncating a torn tail), learns
+ * the chain head (spool, else impolicy.writer_chain_head()), starts the
+ * writer thread.  PostgreSQL being unreachable is not an error here (the
+ * writer retries with backoff and spools meanwhile); an unusable spool
+ * directory is (IMP_ERR_IO).  Errors are detailed through the ctx log. */
+IMP_API int imp_archive_open(imp_ctx_t *ctx, const imp_archive_config_t *cfg,
+			     imp_archive_t **out);
+
+/* Records one judged stanza: view->xml is stored byte for byte, with the
+ * verdict's facts.  Copies what it needs; view and verdict may be freed on
+ * return.  *seq_out (may be NULL) receives the record's sequence number.
+ * Returns IMP_OK, or IMP_ERR_IO when the record could not be made durable
+ * and on_failure is IMP_FAIL_CLOSED (the caller must refuse the stanza),
+ * IMP_ERR_LIMIT when the queue is full in batched mode and the spool is
+ * unusable, IMP_ERR_INVALID after close. */
+IMP_API int imp_archive_submit(imp_archive_t *ar, const imp_view_t *view,
+			       const imp_verdict_t *v, uint64_t *seq_out);
+
+/* Waits until every record submitted so far is committed in PostgreSQL
+ * (not merely spooled), or timeout_ms passes (negative: no limit).
+ * IMP_OK, or IMP_ERR_LIMIT on timeout. */
+IMP_API int imp_archive_flush(imp_archive_t *ar, int timeout_ms);
+
+typedef struct imp_archive_stats_s {
+	uint64_t submitted;   /* records accepted by submit */
+	uint64_t queued;      /* in memory now */
+	uint64_t written;     /* committed in PostgreSQL (incl. replayed) */
+	uint64_t spooled;     /* written to the spool while PG was away */
+	uint64_t replayed;    /* spooled records later committed */
+	uint64_t refused;     /* submits that failed (fail-closed) */
+	uint64_t lost;        /* records dropped (fail-open only) */
+	uint64_t spool_bytes; /* spool size on disk now */
+	int64_t oldest_unwritten_us; /* age of the oldest record not yet in
+	                                PostgreSQL; 0 when none */
+	int connected;               /* 1 when the writer holds a connection */
+	uint64_t last_seq;           /* last sequence assigned */
+} imp_archive_stats_t;
+
+IMP_API void imp_archive_stats(imp_archive_t *ar, imp_archive_stats_t *st);
+
+/* Stops the writer: waits up to timeout_ms for queued records to reach
+ * PostgreSQL; what is left stays in the spool for the next open (never
+ * lost).  Frees ar. */
+IMP_API void imp_archive_close(imp_archive_t *ar, int timeout_ms);
 
 /* ---- utilities for tools ----------------------------------------------- */
 
