@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -106,7 +107,7 @@ int imp_ctx_new(const imp_ctx_config_t *cfg, imp_ctx_t **out)
 		return IMP_ERR_INVALID;
 
 	imp_allocator_t alloc = {base_default_malloc, base_default_realloc,
-	                         base_default_free, NULL};
+				 base_default_free, NULL};
 	if (cfg && cfg->alloc) {
 		if (!cfg->alloc->malloc || !cfg->alloc->realloc ||
 		    !cfg->alloc->free)
@@ -124,7 +125,7 @@ int imp_ctx_new(const imp_ctx_config_t *cfg, imp_ctx_t **out)
 	ctx->clock = cfg && cfg->clock ? cfg->clock : base_realtime_us;
 	ctx->clock_ud = cfg && cfg->clock ? cfg->clock_ud : NULL;
 	const char *zdir = cfg && cfg->zoneinfo_dir ? cfg->zoneinfo_dir
-	                                            : "/usr/share/zoneinfo";
+						    : "/usr/share/zoneinfo";
 	ctx->zoneinfo_dir = imp_strdup(ctx, zdir);
 	if (!ctx->zoneinfo_dir) {
 		alloc.free(ctx, alloc.ud);
@@ -582,8 +583,8 @@ void imp_buf_json_str(imp_buf_t *b, const char *s, size_t n)
 			imp_buf_puts(b, "\\t");
 			break;
 		default: {
-			char u[7] = {'\\', 'u', '0', '0', hex[c >> 4],
-			             hex[c & 15], 0};
+			char u[7] = {'\\',        'u',         '0', '0',
+				     hex[c >> 4], hex[c & 15], 0};
 			imp_buf_puts(b, u);
 		}
 		}
@@ -661,9 +662,9 @@ void imp_errors_free(imp_errors_t *e)
 }
 
 static void errors_vadd(imp_errors_t *e, int code, const char *file,
-                        unsigned line, unsigned col, const char *rule_id,
-                        const char *detail, const char *hint,
-                        const char *fmt, va_list ap)
+			unsigned line, unsigned col, const char *rule_id,
+			const char *detail, const char *hint, const char *fmt,
+			va_list ap)
 {
 	if (!e)
 		return;
@@ -673,7 +674,8 @@ static void errors_vadd(imp_errors_t *e, int code, const char *file,
 	}
 	if (e->count == e->cap) {
 		size_t cap = e->cap ? e->cap * 2 : 8;
-		imp_error_t *n = imp_realloc(e->ctx, e->items, cap * sizeof(*n));
+		imp_error_t *n =
+			imp_realloc(e->ctx, e->items, cap * sizeof(*n));
 		if (!n) {
 			e->dropped++;
 			return;
@@ -700,8 +702,8 @@ static void errors_vadd(imp_errors_t *e, int code, const char *file,
 	e->count++;
 }
 
-void imp_errors_add(imp_errors_t *e, int code, const char *file,
-                    unsigned line, unsigned col, const char *fmt, ...)
+void imp_errors_add(imp_errors_t *e, int code, const char *file, unsigned line,
+		    unsigned col, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -709,10 +711,9 @@ void imp_errors_add(imp_errors_t *e, int code, const char *file,
 	va_end(ap);
 }
 
-void imp_errors_addx(imp_errors_t *e, int code, const char *file,
-                     unsigned line, unsigned col, const char *rule_id,
-                     const char *detail, const char *hint, const char *fmt,
-                     ...)
+void imp_errors_addx(imp_errors_t *e, int code, const char *file, unsigned line,
+		     unsigned col, const char *rule_id, const char *detail,
+		     const char *hint, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -743,15 +744,15 @@ size_t imp_error_format(const imp_error_t *e, char *buf, size_t size)
 	else if (e->line)
 		snprintf(pos, sizeof(pos), ":%u", e->line);
 	int n = snprintf(buf, size, "%s%s%s%s%s%s%s%s", e->file ? e->file : "",
-	                 pos, e->file || e->line ? ": " : "", e->message,
-	                 e->detail ? " (" : "", e->detail ? e->detail : "",
-	                 e->detail ? ")" : "", "");
+			 pos, e->file || e->line ? ": " : "", e->message,
+			 e->detail ? " (" : "", e->detail ? e->detail : "",
+			 e->detail ? ")" : "", "");
 	size_t len = n < 0 ? 0 : (size_t)n;
 	if (e->hint) {
 		size_t used = len < size ? len : (size ? size - 1 : 0);
 		int m = snprintf(buf ? buf + used : NULL,
-		                 size > used ? size - used : 0, "; hint: %s",
-		                 e->hint);
+				 size > used ? size - used : 0, "; hint: %s",
+				 e->hint);
 		len += m < 0 ? 0 : (size_t)m;
 	}
 	return len;
@@ -786,27 +787,27 @@ bool imp_strcaseeq_n(const char *a, size_t an, const char *b, size_t bn)
 }
 
 int imp_read_file(const imp_ctx_t *ctx, const char *path, size_t max,
-                  char **out, size_t *len, char *err, size_t errlen)
+		  char **out, size_t *len, char *err, size_t errlen)
 {
 	*out = NULL;
 	*len = 0;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		snprintf(err, errlen, "cannot open \"%s\": %s", path,
-		         strerror(errno));
+			 strerror(errno));
 		return IMP_ERR_IO;
 	}
 	struct stat st;
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
 		snprintf(err, errlen, "cannot read \"%s\": %s", path,
-		         S_ISDIR(st.st_mode) ? "is a directory"
-		                             : "not a regular file");
+			 S_ISDIR(st.st_mode) ? "is a directory"
+					     : "not a regular file");
 		close(fd);
 		return IMP_ERR_IO;
 	}
 	if ((uint64_t)st.st_size > max) {
 		snprintf(err, errlen, "\"%s\" is larger than %zu bytes", path,
-		         max);
+			 max);
 		close(fd);
 		return IMP_ERR_LIMIT;
 	}
@@ -823,8 +824,8 @@ int imp_read_file(const imp_ctx_t *ctx, const char *path, size_t max,
 				imp_mfree(ctx, buf);
 				close(fd);
 				snprintf(err, errlen,
-				         "\"%s\" is larger than %zu bytes", path,
-				         max);
+					 "\"%s\" is larger than %zu bytes",
+					 path, max);
 				return IMP_ERR_LIMIT;
 			}
 			char *nb = imp_realloc(ctx, buf, cap * 2);
@@ -842,7 +843,7 @@ int imp_read_file(const imp_ctx_t *ctx, const char *path, size_t max,
 			if (errno == EINTR)
 				continue;
 			snprintf(err, errlen, "cannot read \"%s\": %s", path,
-			         strerror(errno));
+				 strerror(errno));
 			imp_mfree(ctx, buf);
 			close(fd);
 			return IMP_ERR_IO;
@@ -856,6 +857,30 @@ int imp_read_file(const imp_ctx_t *ctx, const char *path, size_t max,
 	*out = buf;
 	*len = n;
 	return IMP_OK;
+}
+
+static unsigned long base_salt;
+static pthread_once_t base_salt_once = PTHREAD_ONCE_INIT;
+
+static void base_salt_init(void)
+{
+	unsigned long v = 0;
+	if (getrandom(&v, sizeof(v), 0) != (ssize_t)sizeof(v)) {
+		/* No entropy source: fall back to time and address bits;
+		 * still unpredictable enough to defeat precomputed floods. */
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		v = (unsigned long)ts.tv_nsec ^
+		    ((unsigned long)ts.tv_sec << 20) ^
+		    (unsigned long)(uintptr_t)&v;
+	}
+	base_salt = v ? v : 0x9e3779b97f4a7c15UL;
+}
+
+unsigned long imp_xml_hash_salt(void)
+{
+	pthread_once(&base_salt_once, base_salt_init);
+	return base_salt;
 }
 
 imp_sha256_t *imp_sha256_new(void)

@@ -860,6 +860,7 @@ int imp_stanza_parse(imp_arena_t *a, const char *xml, size_t len,
 	if (!xp)
 		return IMP_ERR_NOMEM;
 	sp.xp = xp;
+	XML_SetHashSalt(xp, imp_xml_hash_salt());
 	imp_buf_init(&sp.text, imp_arena_ctx(a), NULL);
 	XML_SetReturnNSTriplet(xp, 1);
 	XML_SetUserData(xp, &sp);
