@@ -103,9 +103,9 @@ static void test_errors(imp_ctx_t *ctx)
 {
 	imp_errors_t *e = imp_errors_new(ctx, 3);
 	imp_errors_add(e, IMP_ERR_POLICY, "p.yaml", 3, 7, "unknown key '%s'",
-	               "foo");
+		       "foo");
 	imp_errors_addx(e, IMP_ERR_POLICY, "p.yaml", 4, 1, "r1", NULL,
-	                "did you mean 'bar'?", "unknown list '%s'", "baz");
+			"did you mean 'bar'?", "unknown list '%s'", "baz");
 	imp_errors_add(e, IMP_ERR_IO, NULL, 0, 0, "no file");
 	imp_errors_add(e, IMP_ERR_IO, NULL, 0, 0, "dropped");
 	CHECK_INT(imp_errors_count(e), 3);
@@ -115,7 +115,7 @@ static void test_errors(imp_ctx_t *ctx)
 	CHECK_STR(buf, "p.yaml:3:7: unknown key 'foo'");
 	imp_error_format(imp_errors_get(e, 1), buf, sizeof(buf));
 	CHECK_STR(buf, "p.yaml:4:1: unknown list 'baz'; hint: did you mean "
-	               "'bar'?");
+		       "'bar'?");
 	CHECK_STR(imp_errors_get(e, 1)->rule_id, "r1");
 	imp_error_format(imp_errors_get(e, 2), buf, sizeof(buf));
 	CHECK_STR(buf, "no file");
@@ -146,8 +146,8 @@ static void test_utf8(void)
 	};
 	for (size_t i = 0; i < IMP_ARRAY_LEN(cases); i++)
 		CHECK_MSG(imp_utf8_valid(cases[i].s, strlen(cases[i].s)) ==
-		                  cases[i].ok,
-		          "case %zu", i);
+				  cases[i].ok,
+			  "case %zu", i);
 }
 
 static void test_misc(imp_ctx_t *ctx)
@@ -163,7 +163,7 @@ static void test_misc(imp_ctx_t *ctx)
 	imp_sha256_update(h, "abc", 3);
 	imp_sha256_final(h, hex);
 	CHECK_STR(hex, "ba7816bf8f01cfea414140de5dae2223"
-	               "b00361a396177a9cb410ff61f20015ad");
+		       "b00361a396177a9cb410ff61f20015ad");
 
 	char path[] = "/tmp/imp-test-base-XXXXXX";
 	int fd = mkstemp(path);
@@ -174,27 +174,27 @@ static void test_misc(imp_ctx_t *ctx)
 	size_t len;
 	char err[256];
 	CHECK_INT(imp_read_file(ctx, path, 1024, &data, &len, err, sizeof(err)),
-	          IMP_OK);
+		  IMP_OK);
 	CHECK_INT(len, 6);
 	CHECK_STR(data, "hello\n");
 	imp_mfree(ctx, data);
 	CHECK_INT(imp_read_file(ctx, path, 3, &data, &len, err, sizeof(err)),
-	          IMP_ERR_LIMIT);
+		  IMP_ERR_LIMIT);
 	unlink(path);
 	CHECK_INT(imp_read_file(ctx, path, 1024, &data, &len, err, sizeof(err)),
-	          IMP_ERR_IO);
+		  IMP_ERR_IO);
 	CHECK(strstr(err, "No such file") != NULL);
-	CHECK_INT(imp_read_file(ctx, "/tmp", 1024, &data, &len, err,
-	                        sizeof(err)),
-	          IMP_ERR_IO);
+	CHECK_INT(
+		imp_read_file(ctx, "/tmp", 1024, &data, &len, err, sizeof(err)),
+		IMP_ERR_IO);
 }
 
 int main(void)
 {
 	imp_allocator_t al = {counting_malloc, counting_realloc, counting_free,
-	                      NULL};
+			      NULL};
 	imp_ctx_config_t cfg = {.version = IMP_CTX_CONFIG_VERSION,
-	                        .alloc = &al};
+				.alloc = &al};
 	imp_ctx_t *ctx = NULL;
 	CHECK_INT(imp_ctx_new(&cfg, &ctx), IMP_OK);
 	imp_ctx_config_t bad = {.version = 99};
