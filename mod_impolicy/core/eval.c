@@ -1,7 +1,8 @@
 /*
  * eval.c -- judges one stanza against a compiled policy (imp_eval_*).
  *
- * Steps per stanza: parse (stanza.c) -> parties and direction -> the
+ * Steps per stanza: parse (stanza.c, with the evaluator's reusable parser:
+ * no expat parser is created per stanza) -> parties and direction -> the
  * escalation gate (a suspended local sender is refused before anything
  * else) -> the content phase (normalise each inspected field once, run the
  * lexicon once and the wanted detectors once per field, memoise the hits)
@@ -27,6 +28,11 @@
  *    spans acts as flag.  Never a silent pass: content that could not be
  *    inspected (size or engine limits) yields the policy's on_uninspectable
  *    outcome through the pseudo-rule "policy.uninspectable".
+ *  - Direction: a stanza without `to` is addressed to the sender's own
+ *    server (RFC 6120 10.3), so its recipient side has the sender's
+ *    locality (a local presence broadcast is internal, never inbound).
+ *  - Retention: the deciding rule's class, else the first matched rule's
+ *    own class, else the policy default, else NULL.
  *  - The verdict is copied into one block from the context allocator whose
  *    first bytes are the allocator (see verdict.c), so it outlives the
  *    policy and the evaluator.
@@ -87,7 +93,8 @@ struct imp_eval_s {
 	imp_arena_t *scratch;
 	imp_mpat_scratch_t *ms;
 	imp_detscratch_t *ds;
-	imp_state_t *state; /* cached ctx->state */
+	imp_stanza_parser_t *sp; /* one expat parser, reset per stanza */
+	imp_state_t *state;      /* cached ctx->state */
 	/* the policy the caches below were built for */
 	const imp_policy_t *policy;
 	char digest[65];
@@ -108,6 +115,7 @@ typedef struct eval_jid_s {
 /* The memoised content of one field. */
 typedef struct eval_field_s {
 	bool scanned;
+	const char *src; /* the field text the views were made from */
 	size_t scan_len; /* inspected bytes (<= max_scan_bytes) */
 	imp_ntext_t plain, words;
 	bool have_plain, have_words;
@@ -174,6 +182,7 @@ typedef struct eval_out_s {
 	const char *body; /* original */
 	const char *explain;
 	const char *error;
+	const char *retention; /* policy string or NULL */
 	imp_stanza_info_t info;
 	char digest[65];
 } eval_out_t;
@@ -194,7 +203,8 @@ int imp_eval_new(imp_ctx_t *ctx, imp_eval_t **out)
 	ev->scratch = imp_arena_new(ctx, 64 * 1024);
 	ev->ms = imp_mpat_scratch_new(ctx);
 	ev->ds = imp_detscratch_new(ctx);
-	if (!ev->scratch || !ev->ms || !ev->ds) {
+	ev->sp = imp_stanza_parser_new(ctx);
+	if (!ev->scratch || !ev->ms || !ev->ds || !ev->sp) {
 		imp_eval_free(ev);
 		return IMP_ERR_NOMEM;
 	}
@@ -211,6 +221,7 @@ void imp_eval_free(imp_eval_t *ev)
 		imp_mpat_scratch_free(ev->ms);
 	if (ev->ds)
 		imp_detscratch_free(ev->ds);
+	imp_stanza_parser_free(ev->sp);
 	imp_mfree(ev->ctx, ev->pre);
 	imp_mfree(ev->ctx, ev->ix_mem);
 	imp_mfree(ev->ctx, ev);
@@ -514,6 +525,7 @@ static void eval_scan_field(eval_run_t *r, imp_field_t f)
 	const imp_ftext_t *ft = &r->st->fields[f];
 	const imp_policy_t *p = r->p;
 	ef->scanned = true;
+	ef->src = ft->text;
 	if (!ft->len)
 		return;
 	size_t max = p->max_scan_bytes ? p->max_scan_bytes : 1048576;
@@ -659,9 +671,14 @@ static bool eval_dethit_in(const imp_cond_t *c, const imp_dethit_t *h)
 	       h->confidence >= c->u.detect.min_confidence;
 }
 
-/* A normalised span mapped back to field byte offsets. */
-static void eval_span(const imp_ntext_t *nt, uint32_t b, uint32_t e,
-		      uint32_t *fs, uint32_t *fe)
+/* A normalised span mapped back to field byte offsets (src: the field
+ * text).  map[len] is the end of the source, so a hit that ends the view
+ * would also take the characters normalisation dropped after it ("shit!"
+ * -> "*****"); trailing ASCII punctuation and spaces beyond the hit's last
+ * character are trimmed off again.  Non-ASCII leftovers (a combining mark
+ * composed into the last letter) stay inside the span. */
+static void eval_span(const char *src, const imp_ntext_t *nt, uint32_t b,
+		      uint32_t e, uint32_t *fs, uint32_t *fe)
 {
 	if (b > nt->len)
 		b = (uint32_t)nt->len;
@@ -669,6 +686,21 @@ static void eval_span(const imp_ntext_t *nt, uint32_t b, uint32_t e,
 		e = (uint32_t)nt->len;
 	*fs = nt->map[b];
 	*fe = nt->map[e];
+	if (src && e == nt->len && e > b) {
+		uint32_t last = nt->map[e - 1];
+		unsigned char c = (unsigned char)src[last];
+		uint32_t lo = last + (c >= 0xF0   ? 4
+				      : c >= 0xE0 ? 3
+				      : c >= 0xC0 ? 2
+						  : 1);
+		while (*fe > lo) {
+			unsigned char t = (unsigned char)src[*fe - 1];
+			if (t >= 0x80 || (t >= '0' && t <= '9') ||
+			    ((t | 0x20) >= 'a' && (t | 0x20) <= 'z'))
+				break;
+			(*fe)--;
+		}
+	}
 	if (*fe < *fs)
 		*fe = *fs;
 }
@@ -695,7 +727,8 @@ static void eval_ex_content(eval_run_t *r, int depth, const imp_cond_t *c)
 				if (n++ >= EVAL_EXPLAIN_HITS)
 					continue;
 				uint32_t s, e;
-				eval_span(&ef->plain, h->start, h->end, &s, &e);
+				eval_span(ef->src, &ef->plain, h->start, h->end,
+					  &s, &e);
 				imp_buf_printf(
 					&line, " %s %s[%u..%u] conf %u",
 					imp_detset_name(p->detectors, h->det),
@@ -710,7 +743,8 @@ static void eval_ex_content(eval_run_t *r, int depth, const imp_cond_t *c)
 				if (n++ >= EVAL_EXPLAIN_HITS)
 					continue;
 				uint32_t s, e;
-				eval_span(&ef->words, h->start, h->end, &s, &e);
+				eval_span(ef->src, &ef->words, h->start, h->end,
+					  &s, &e);
 				imp_buf_printf(&line, " %s %s[%u..%u]",
 					       h->list < p->n_lists
 						       ? p->lists[h->list].name
@@ -1109,7 +1143,8 @@ static bool eval_collect(eval_run_t *r, eval_out_t *o, uint32_t m,
 				if (!eval_dethit_in(c, h))
 					continue;
 				uint32_t s, e;
-				eval_span(&ef->plain, h->start, h->end, &s, &e);
+				eval_span(ef->src, &ef->plain, h->start, h->end,
+					  &s, &e);
 				if (eval_add_hit(r, o, m,
 						 imp_detset_name(p->detectors,
 								 h->det),
@@ -1146,7 +1181,8 @@ static bool eval_collect(eval_run_t *r, eval_out_t *o, uint32_t m,
 				if (!eval_lexhit_in(c, h))
 					continue;
 				uint32_t s, e;
-				eval_span(&ef->words, h->start, h->end, &s, &e);
+				eval_span(ef->src, &ef->words, h->start, h->end,
+					  &s, &e);
 				if (eval_add_hit(
 					    r, o, m,
 					    h->list < p->n_lists
@@ -1177,7 +1213,8 @@ static void eval_redact(eval_run_t *r, const eval_redact_t *rd, char maskc)
 				    h->confidence < rd->det_min[f][h->det])
 					continue;
 				uint32_t s, e;
-				eval_span(&ef->plain, h->start, h->end, &s, &e);
+				eval_span(ef->src, &ef->plain, h->start, h->end,
+					  &s, &e);
 				if (e > s)
 					imp_stanza_mask(r->st, (imp_field_t)f,
 							s, e, maskc);
@@ -1191,7 +1228,8 @@ static void eval_redact(eval_run_t *r, const eval_redact_t *rd, char maskc)
 				    !((rd->lists[f][l / 64] >> (l % 64)) & 1))
 					continue;
 				uint32_t s, e;
-				eval_span(&ef->words, h->start, h->end, &s, &e);
+				eval_span(ef->src, &ef->words, h->start, h->end,
+					  &s, &e);
 				if (e > s)
 					imp_stanza_mask(r->st, (imp_field_t)f,
 							s, e, maskc);
@@ -1306,14 +1344,19 @@ static void eval_freeze_into(const eval_out_t *o, eval_blk_t *b,
 	/* The deciding rule's strings are those of its match entry. */
 	v->rule_id = NULL;
 	v->section = NULL;
-	for (size_t i = 0; m && o->rule_id && i < o->n_m; i++) {
+	/* Both passes take the same branch, so the measure is exact. */
+	bool found = false;
+	for (size_t i = 0; o->rule_id && i < o->n_m; i++) {
 		if (o->m[i].rule_id == o->rule_id) {
-			v->rule_id = m[i].rule_id;
-			v->section = m[i].section;
+			found = true;
+			if (m) {
+				v->rule_id = m[i].rule_id;
+				v->section = m[i].section;
+			}
 			break;
 		}
 	}
-	if (!m || !o->rule_id) {
+	if (!found) {
 		v->rule_id = eval_blk_str(b, o->rule_id);
 		v->section = eval_blk_str(b, o->section);
 	}
@@ -1333,6 +1376,7 @@ static void eval_freeze_into(const eval_out_t *o, eval_blk_t *b,
 	v->stanza.direction = o->info.direction; /* static */
 	v->explain = eval_blk_str(b, o->explain);
 	v->error = eval_blk_str(b, o->error);
+	v->retention = eval_blk_str(b, o->retention);
 }
 
 static int eval_freeze(imp_ctx_t *ctx, const eval_out_t *o, imp_verdict_t *v)
@@ -1390,7 +1434,11 @@ static void eval_parties(eval_run_t *r)
 		return;
 	}
 	r->n_rcpt = 0;
-	bool to_local = true; /* no `to`: addressed to our own server */
+	/* No `to` (RFC 6120 10.3): the stanza is addressed to the sender's
+	 * own account, i.e. handled by the sender's server, so the
+	 * recipient side is the sender's bare domain -- internal for a
+	 * local user's presence broadcast, never inbound. */
+	bool to_local = r->from.local;
 	if (to) {
 		eval_jid(r, to, &r->rcpt[r->n_rcpt]);
 		to_local = r->rcpt[r->n_rcpt].local;
@@ -1404,9 +1452,16 @@ static void eval_parties(eval_run_t *r)
 		 : to_local        ? IMP_DIR_INBOUND
 				   : IMP_DIR_EXTERNAL;
 	if (view->session_jid) {
-		eval_jid_t s;
-		eval_jid(r, view->session_jid, &s);
-		r->session_bare = s.bare;
+		/* Usually the stanza's from is the session JID: reuse it. */
+		if (r->from.raw && r->from.bare &&
+		    (r->from.raw == view->session_jid ||
+		     strcmp(r->from.raw, view->session_jid) == 0)) {
+			r->session_bare = r->from.bare;
+		} else {
+			eval_jid_t s;
+			eval_jid(r, view->session_jid, &s);
+			r->session_bare = s.bare;
+		}
 	}
 }
 
@@ -1488,8 +1543,9 @@ static int eval_body(eval_run_t *r, eval_out_t *o, char *err)
 	const imp_policy_t *p = r->p;
 	imp_stanza_limits_t lim;
 	memset(&lim, 0, sizeof(lim));
-	int rc = imp_stanza_parse(r->a, r->view->xml, r->view->xml_len, &lim,
-				  &r->st, err, 256);
+	int rc = imp_stanza_parser_parse(ev->sp, r->a, r->view->xml,
+					 r->view->xml_len, &lim, &r->st, err,
+					 256);
 	if (rc != IMP_OK || !r->st) {
 		if (rc == IMP_ERR_NOMEM)
 			return rc;
@@ -1699,6 +1755,21 @@ static int eval_body(eval_run_t *r, eval_out_t *o, char *err)
 				: "flag");
 	}
 	eval_decide(p, o);
+	/* Retention: the deciding rule's class, else the first matched rule
+	 * (policy order) that names one; imp_eval_run falls back to the
+	 * policy default.  The loader gives a rule without `retention` the
+	 * default's pointer, so that pointer means "none of its own". */
+	for (size_t k = 0; k < n_matched && o->rule_id; k++) {
+		const imp_rule_t *rule = &p->rules[matched[k]];
+		if (rule->id == o->rule_id) {
+			if (rule->retention != p->retention_default)
+				o->retention = rule->retention;
+			break;
+		}
+	}
+	for (size_t k = 0; k < n_matched && !o->retention; k++)
+		if (p->rules[matched[k]].retention != p->retention_default)
+			o->retention = p->rules[matched[k]].retention;
 
 	if (o->action == IMP_REDACT && rd) {
 		const imp_ftext_t *body = &st->fields[IMP_FIELD_BODY];
@@ -1800,6 +1871,8 @@ int imp_eval_run(imp_eval_t *ev, const imp_policy_t *p, const imp_view_t *view,
 		eval_fail_closed(out, p);
 		return rc;
 	}
+	if (!o->retention)
+		o->retention = p->retention_default;
 	if (r.ex) {
 		eval_ex(&r, 0, "verdict: %s%s%s", imp_action_name(o->action),
 			o->rule_id ? " by " : "", o->rule_id ? o->rule_id : "");

@@ -16,7 +16,9 @@
  *    Scunthorpe problem): the WORDS view contains only word characters and
  *    single spaces, so the check is a whole-token check.
  *  - prefix: an entry whose last non-blank character is '*' ("scam*")
- *    checks only the start, so it hits "scam", "scammer", "scams".  A '*'
+ *    checks only the start, so it hits "scam", "scammer", "scams"; the
+ *    hit extends to the end of the word ("scammer", not "scam"), so the
+ *    evidence and the redaction span cover the whole word.  A '*'
  *    anywhere else is an ordinary separator (normalised away).
  *  - substring: every entry of a list with `match: substring` skips both
  *    checks.
@@ -324,6 +326,12 @@ static int lex_scan_cb(void *ud, unsigned id, size_t from, size_t to)
 	size_t start = to - lx->pat_len[id];
 	bool left = start == 0 || !imp_norm_wordbyte(st->s[start - 1]);
 	bool right = to == st->len || !imp_norm_wordbyte(st->s[to]);
+	/* A prefix entry's hit covers the whole word it starts ("fuck*" in
+	 * "fucking" is "fucking"), so evidence and redaction take the word,
+	 * not just the listed prefix. */
+	size_t word_end = to;
+	while (word_end < st->len && imp_norm_wordbyte(st->s[word_end]))
+		word_end++;
 	uint32_t last = UINT32_MAX;
 	for (uint32_t m = lx->mem_start[id]; m < lx->mem_start[id + 1]; m++) {
 		uint32_t list = lx->members[m] >> 2;
@@ -333,9 +341,10 @@ static int lex_scan_cb(void *ud, unsigned id, size_t from, size_t to)
 		if (mode != LEX_SUBSTR &&
 		    (!left || (mode == LEX_WORD && !right)))
 			continue;
-		imp_lexhit_t h = {.list = list,
-				  .start = (uint32_t)start,
-				  .end = (uint32_t)to};
+		imp_lexhit_t h = {
+			.list = list,
+			.start = (uint32_t)start,
+			.end = (uint32_t)(mode == LEX_PREFIX ? word_end : to)};
 		imp_buf_append(&st->hits, &h, sizeof(h));
 		last = list;
 	}

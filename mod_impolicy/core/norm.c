@@ -42,6 +42,13 @@
  *      "@ss" and "a55" -> "ass", "$hit" -> "shit", but "2026" and
  *      "555-1234" keep their digits.  In a token without letters '@' and
  *      '$' are separators.  Other digits (2, 6, 9) stay digits.
+ *      '!' is leetspeak for 'i' when a letter is directly on both sides
+ *      ("sh!t" -> "shit"); everywhere else ("hello!", "wow!!", "! no")
+ *      it stays a separator.  The price: a missing space after '!' joins
+ *      two words ("Hi!How" -> "hiihow").  '|' is deliberately not mapped
+ *      (to 'l' or 'i'): pipes join words in shell pipelines and tables
+ *      ("grep x|sort", "name|shit"), where merging the tokens would hide
+ *      listed words rather than reveal them.
  *  W6. Stretched letters: a run of three or more equal letters (after
  *      leetspeak) inside a token becomes one letter: "fuuuuck" -> "fuck",
  *      "shiiiit" -> "shit"; doubled letters stay ("ass", "committee").
@@ -166,6 +173,17 @@ static inline size_t norm_u8len(unsigned c)
 	return c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0x80 ? 2 : 1;
 }
 
+/* W5: a '!' at p with a letter (ASCII, or any non-ASCII word byte) right
+ * before and after it is the letter 'i'. */
+static inline bool norm_bang_letter(const unsigned char *in, size_t n, size_t p)
+{
+	if (in[p] != '!' || p == 0 || p + 1 >= n)
+		return false;
+	int b = norm_wtab[in[p - 1]], a = norm_wtab[in[p + 1]];
+	return (b == NORM_W_ALPHA || b == NORM_W_HIGH) &&
+	       (a == NORM_W_ALPHA || a == NORM_W_HIGH);
+}
+
 static inline bool norm_join_sep(unsigned c)
 {
 	return c == '.' || c == ' ' || c == '-' || c == '_' || c == '*';
@@ -240,6 +258,9 @@ static inline void norm_w_char(norm_words_t *w, size_t p, size_t clen, int cl,
 		}
 		key = (unsigned char)norm_leet[c];
 		break;
+	case NORM_W_SEP: /* a '!' between letters (norm_bang_letter) */
+		key = 'i';
+		break;
 	default: /* NORM_W_HIGH */
 		key = 0;
 		for (size_t k = 0; k < clen; k++)
@@ -312,8 +333,16 @@ static size_t norm_w_chain(const norm_words_t *w, size_t p, size_t *end,
 /* Runs W3..W7 over in[0..n) (valid UTF-8 whose non-ASCII characters are
  * all word characters) into o/om, which have room for n + 1 entries.
  * Returns the output length. */
-static size_t norm_words_pass(const unsigned char *in, const uint32_t *imap,
-			      size_t n, uint32_t src_len, char *o, uint32_t *om)
+#if defined(__GNUC__)
+#define NORM_INLINE inline __attribute__((always_inline))
+#else
+#define NORM_INLINE inline
+#endif
+
+static NORM_INLINE size_t norm_words_run(const unsigned char *in,
+					 const uint32_t *imap, size_t n,
+					 uint32_t src_len, char *o,
+					 uint32_t *om)
 {
 	norm_words_t w = {.in = in, .imap = imap, .n = n, .o = o, .om = om};
 	size_t p = 0;
@@ -353,35 +382,77 @@ static size_t norm_words_pass(const unsigned char *in, const uint32_t *imap,
 			if (m > 1)
 				nochain_until = last_start;
 		}
-		/* An ordinary token: find its end, whether it holds a letter
-		 * and whether it holds anything but ASCII letters. */
+		if (cl == NORM_W_ALPHA) {
+			/* The common case, in one pass: a token that starts
+			 * with an ASCII letter holds a letter, so leetspeak
+			 * applies to all of it (W5).  Lower-case and squeeze
+			 * (W6) the letters in a tight loop; whatever else
+			 * the token holds goes through norm_w_char. */
+			norm_w_flush(&w);
+			/* The state lives in locals here (w escapes into
+			 * norm_w_char, which would force it to memory). */
+			size_t olen = w.olen;
+			unsigned run = w.run;
+			uint32_t last = w.last;
+			for (;;) {
+				unsigned c = in[p];
+				int c2 = norm_wtab[c];
+				if (c2 == NORM_W_ALPHA) {
+					uint32_t key = c | 0x20;
+					if (run > 0 && key == last) {
+						if (++run == 3)
+							olen--;
+						if (run >= 3) {
+							if (++p >= n)
+								break;
+							continue;
+						}
+					} else {
+						run = 1;
+						last = key;
+					}
+					om[olen] = imap ? imap[p] : (uint32_t)p;
+					o[olen++] = (char)key;
+					p++;
+				} else if (c2 == NORM_W_SEP &&
+					   !norm_bang_letter(in, n, p)) {
+					break;
+				} else {
+					size_t l2 = c2 == NORM_W_HIGH
+							    ? norm_u8len(c)
+							    : 1;
+					w.olen = olen;
+					w.run = run;
+					w.last = last;
+					norm_w_char(&w, p, l2, c2, true);
+					olen = w.olen;
+					run = w.run;
+					last = w.last;
+					p += l2;
+				}
+				if (p >= n)
+					break;
+			}
+			w.olen = olen;
+			w.run = 0;
+			continue;
+		}
+		/* A token that starts with a digit, a leet symbol or a
+		 * non-ASCII character: find its end and whether it holds a
+		 * letter, then emit it. */
 		size_t q = p;
 		unsigned seen = 0;
 		while (q < n) {
 			int c2 = norm_wclass(in[q]);
-			if (c2 == NORM_W_SEP)
-				break;
+			if (c2 == NORM_W_SEP) {
+				if (!norm_bang_letter(in, n, q))
+					break;
+				c2 = NORM_W_SYM; /* leaves the fast path */
+			}
 			seen |= 1u << c2;
 			q++;
 		}
-		if (seen == 1u << NORM_W_ALPHA) {
-			/* The common case: lower-case and squeeze (W6). */
-			norm_w_flush(&w);
-			for (; p < q; p++) {
-				uint32_t key = in[p] | 0x20;
-				if (w.run > 0 && key == w.last) {
-					if (++w.run == 3)
-						w.olen--;
-					if (w.run >= 3)
-						continue;
-				} else {
-					w.run = 1;
-					w.last = key;
-				}
-				w.om[w.olen] = imap ? imap[p] : (uint32_t)p;
-				w.o[w.olen++] = (char)key;
-			}
-		} else {
+		{
 			bool has_letter = (seen & (1u << NORM_W_ALPHA |
 						   1u << NORM_W_HIGH)) != 0;
 			while (p < q) {
@@ -398,6 +469,20 @@ static size_t norm_words_pass(const unsigned char *in, const uint32_t *imap,
 	o[w.olen] = '\0';
 	om[w.olen] = src_len;
 	return w.olen;
+}
+
+/* Two instances of the pass: the ASCII fast path maps identically (no
+ * imap look-up per byte), the Unicode path through its map. */
+static size_t norm_words_pass_ascii(const unsigned char *in, size_t n, char *o,
+				    uint32_t *om)
+{
+	return norm_words_run(in, NULL, n, (uint32_t)n, o, om);
+}
+
+static size_t norm_words_pass(const unsigned char *in, const uint32_t *imap,
+			      size_t n, uint32_t src_len, char *o, uint32_t *om)
+{
+	return norm_words_run(in, imap, n, src_len, o, om);
 }
 
 /* ---- UTF-8 decoding and encoding ------------------------------------------- */
@@ -664,8 +749,8 @@ static int norm_ascii(imp_arena_t *a, const char *src, size_t len, int mode,
 			om[i] = (uint32_t)i;
 		out->len = len;
 	} else {
-		out->len = norm_words_pass((const unsigned char *)src, NULL,
-					   len, (uint32_t)len, o, om);
+		out->len = norm_words_pass_ascii((const unsigned char *)src,
+						 len, o, om);
 	}
 	out->s = o;
 	out->map = om;

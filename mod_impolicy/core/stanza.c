@@ -5,9 +5,13 @@
  * field spans in place and serialises the DOM back to XML.
  *
  * Invariants:
- *  - Every node, string and array lives in the caller's arena; the expat
- *    parser and the pending-text buffer are freed before imp_stanza_parse
- *    returns, whatever happened.
+ *  - Every node, string and array lives in the caller's arena (pending
+ *    character data too: a flushed text node adopts its buffer).
+ *    imp_stanza_parse frees its expat parser before it returns, whatever
+ *    happened; an imp_stanza_parser_t keeps one parser and resets it
+ *    before each stanza (XML_ParserReset, then handlers and the hash
+ *    salt again), which spares creating and freeing expat's tables per
+ *    stanza -- the largest single cost of judging a short message.
  *  - Adjacent character data (text, entity references, CDATA sections) is
  *    merged into one text node, so a text node is never followed by another
  *    text node.  Comments and processing instructions are dropped.
@@ -28,10 +32,13 @@
  * forced to UTF-8 (XMPP streams are UTF-8); expat rejects invalid UTF-8 and
  * NUL bytes.
  *
- * Threading: no global mutable state; one call uses only its arguments.
- * Expat's memory-suite hooks take no user data, so the short-lived parser
- * uses expat's default allocator rather than the context's (no process-wide
- * hooks are swapped); everything that outlives the call uses the arena.
+ * Threading: no global mutable state; one call uses only its arguments; an
+ * imp_stanza_parser_t is used by one thread at a time.
+ * Expat's memory-suite hooks take no user data, so the expat parser (per
+ * call, or kept by an imp_stanza_parser_t, whose own struct comes from the
+ * context) uses expat's default allocator rather than the context's (no
+ * process-wide hooks are swapped); the DOM and everything that outlives the
+ * call uses the arena.  Stanzas the fast path reads never touch expat.
  *
  * Reports: imp_stanza_parse returns IMP_ERR_PARSE with "line L, column C:
  * reason" (1-based) for malformed XML and every limit, IMP_ERR_NOMEM when
@@ -91,6 +98,8 @@ static void stanza_fail(stanza_parser_t *sp, int rc, const char *fmt, ...)
 	if (sp->rc != IMP_OK)
 		return;
 	sp->rc = rc;
+	if (!sp->xp)
+		return; /* the fast path: expat will parse and report */
 	if (sp->err && sp->errlen) {
 		int n = snprintf(
 			sp->err, sp->errlen, "line %lu, column %lu: ",
@@ -139,16 +148,17 @@ static void stanza_flush_text(stanza_parser_t *sp)
 	if (!stanza_count_node(sp))
 		return;
 	imp_xnode_t *n = imp_arena_calloc(sp->arena, 1, sizeof(*n));
-	char *t = imp_arena_strndup(sp->arena, sp->text.data, sp->text.len);
-	if (!n || !t) {
+	if (!n) {
 		stanza_fail(sp, IMP_ERR_NOMEM, "out of memory");
 		return;
 	}
+	/* The arena buffer (NUL-terminated) becomes the node's text; the
+	 * next run of character data starts a new one. */
 	n->type = IMP_XNODE_TEXT;
-	n->text = t;
+	n->text = sp->text.data;
 	n->text_len = sp->text.len;
 	stanza_link(sp->cur, n);
-	imp_buf_reset(&sp->text);
+	imp_buf_init(&sp->text, NULL, sp->arena);
 }
 
 /* Splits an expat triplet "uri SEP local [SEP prefix]" or "local". */
@@ -515,7 +525,9 @@ static unsigned char stanza_facts(stanza_extract_t *ex, imp_xnode_t *n,
 	imp_stanza_t *st = ex->st;
 	const char *ns = n->ns, *name = n->name;
 	unsigned char fl = inherited & (CTXF_JINGLE | CTXF_SIMS | CTXF_SFS);
-	if (!ns)
+	/* No fact lives in the stanza namespace itself (message, body,
+	 * thread ...): the common elements skip the comparisons below. */
+	if (!ns || ns == stanza_ns_implied || stanza_is_stanza_ns(ns))
 		return fl;
 
 	/* file transfer */
@@ -813,17 +825,546 @@ static int stanza_extract(imp_arena_t *a, imp_stanza_t *st, unsigned depth)
 	return ex.nomem ? IMP_ERR_NOMEM : IMP_OK;
 }
 
-int imp_stanza_parse(imp_arena_t *a, const char *xml, size_t len,
-		     const imp_stanza_limits_t *lim, imp_stanza_t **out,
-		     char *err, size_t errlen)
-{
-	if (err && errlen)
-		err[0] = '\0';
-	if (out)
-		*out = NULL;
-	if (!a || !out || (!xml && len))
-		return IMP_ERR_INVALID;
+/* ---- fast path ------------------------------------------------------------ */
 
+/* Most stanzas are plain: ASCII names, unprefixed elements, default
+ * namespace declarations, quoted attributes, character data with the five
+ * predefined entities and character references.  stanza_fast reads exactly
+ * that subset itself and builds the DOM expat's handlers would build: the
+ * same text, end-tag and namespace handlers, and stanza_fast_elem, the
+ * start handler without expat's name triplets (xmlns attributes removed,
+ * attribute values normalised).  It is a recogniser, not a second parser: anything
+ * outside the subset (prefixes, comments, CDATA, processing instructions,
+ * DTDs, carriage returns, invalid characters, unbalanced tags, duplicate
+ * attributes, a handler reporting a limit) makes it return false, and
+ * the caller discards what it built and parses the stanza with expat,
+ * which then produces the verdict and the error message.  So expat stays
+ * the judge of every input the subset does not cover, and inputs it covers
+ * are well-formed XML parsed the way expat parses them. */
+
+#define STANZA_FAST_ATTRS 16
+#define STANZA_FAST_DEPTH 32
+#define STANZA_FAST_ABUF 2048
+
+typedef struct stanza_fast_s {
+	const char *p, *end;
+	/* default namespace per open element; NULL: none in scope */
+	const char *ns[STANZA_FAST_DEPTH + 1];
+	size_t ns_len[STANZA_FAST_DEPTH + 1];
+	const char *open[STANZA_FAST_DEPTH]; /* element names, for end tags */
+	size_t open_len[STANZA_FAST_DEPTH];
+	unsigned depth;
+} stanza_fast_t;
+
+/* Byte classes of the fast path: FT_TEXT bytes stand for themselves in
+ * character data (printable ASCII but '&', '<', ']'; tab, newline),
+ * FT_ATTR in attribute values (printable ASCII but '&', '<' and quotes),
+ * FT_NAME in names, FT_NAMESTART at their start. */
+enum { FT_TEXT = 1, FT_ATTR = 2, FT_NAME = 4, FT_NAMESTART = 8 };
+
+/* clang-format off */
+static const unsigned char stanza_fast_tab[256] = {
+	 0,  0,  0,  0,  0,  0,  0,  0,  0,  1,  1,  0,  0,  0,  0,  0,
+	 0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+	 3,  3,  1,  3,  3,  3,  0,  1,  3,  3,  3,  3,  3,  7,  7,  3,
+	 7,  7,  7,  7,  7,  7,  7,  7,  7,  7,  3,  3,  0,  3,  3,  3,
+	 3, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15,
+	15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15,  3,  3,  2,  3, 15,
+	 3, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15,
+	15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15,  3,  3,  3,  3,  0,
+	 0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+	 0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+	 0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+	 0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+	 0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+	 0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+	 0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+	 0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
+};
+/* clang-format on */
+
+static bool stanza_fast_namestart(unsigned char c)
+{
+	return (stanza_fast_tab[c] & FT_NAMESTART) != 0;
+}
+
+static bool stanza_fast_space(unsigned char c)
+{
+	return c == ' ' || c == '\t' || c == '\n';
+}
+
+/* An XML 1.0 Char (section 2.2). */
+static bool stanza_fast_xmlchar(uint32_t c)
+{
+	return c == 0x9 || c == 0xA || c == 0xD || (c >= 0x20 && c <= 0xD7FF) ||
+	       (c >= 0xE000 && c <= 0xFFFD) || (c >= 0x10000 && c <= 0x10FFFF);
+}
+
+/* Length of the valid UTF-8 sequence of an XML Char at s (s < end,
+ * *s >= 0x80), or 0. */
+static size_t stanza_fast_utf8(const unsigned char *s, const unsigned char *end)
+{
+	uint32_t c;
+	size_t n;
+	if (s[0] >= 0xC2 && s[0] <= 0xDF) {
+		n = 2;
+		c = s[0] & 0x1Fu;
+	} else if (s[0] >= 0xE0 && s[0] <= 0xEF) {
+		n = 3;
+		c = s[0] & 0x0Fu;
+	} else if (s[0] >= 0xF0 && s[0] <= 0xF4) {
+		n = 4;
+		c = s[0] & 0x07u;
+	} else {
+		return 0;
+	}
+	if ((size_t)(end - s) < n)
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xC0) != 0x80)
+			return 0;
+		c = (c << 6) | (s[i] & 0x3Fu);
+	}
+	static const uint32_t min[5] = {0, 0, 0x80, 0x800, 0x10000};
+	if (c < min[n] || (c >= 0xD800 && c <= 0xDFFF) ||
+	    !stanza_fast_xmlchar(c))
+		return 0;
+	return n;
+}
+
+/* Decodes the reference at *pp ('&' ... ';') into out (UTF-8, at most 4
+ * bytes); returns its length or 0 when it is not one we accept. */
+static size_t stanza_fast_ref(const char **pp, const char *end, char *out)
+{
+	const char *p = *pp + 1;
+	const char *semi =
+		memchr(p, ';', (size_t)(end - p) < 12 ? (size_t)(end - p) : 12);
+	if (!semi)
+		return 0;
+	size_t n = (size_t)(semi - p);
+	uint32_t c = 0;
+	if (n >= 2 && p[0] == '#') {
+		bool hex = p[1] == 'x';
+		size_t i = hex ? 2 : 1;
+		if (i >= n)
+			return 0;
+		for (; i < n; i++) {
+			unsigned char d = (unsigned char)p[i];
+			unsigned v;
+			if (d >= '0' && d <= '9')
+				v = d - '0';
+			else if (hex && d >= 'a' && d <= 'f')
+				v = d - 'a' + 10;
+			else if (hex && d >= 'A' && d <= 'F')
+				v = d - 'A' + 10;
+			else
+				return 0;
+			c = c * (hex ? 16 : 10) + v;
+			if (c > 0x10FFFF)
+				return 0;
+		}
+		if (!stanza_fast_xmlchar(c))
+			return 0;
+	} else if (n == 2 && memcmp(p, "lt", 2) == 0) {
+		c = '<';
+	} else if (n == 2 && memcmp(p, "gt", 2) == 0) {
+		c = '>';
+	} else if (n == 3 && memcmp(p, "amp", 3) == 0) {
+		c = '&';
+	} else if (n == 4 && memcmp(p, "quot", 4) == 0) {
+		c = '"';
+	} else if (n == 4 && memcmp(p, "apos", 4) == 0) {
+		c = '\'';
+	} else {
+		return 0;
+	}
+	*pp = semi + 1;
+	if (c < 0x80) {
+		out[0] = (char)c;
+		return 1;
+	}
+	if (c < 0x800) {
+		out[0] = (char)(0xC0 | (c >> 6));
+		out[1] = (char)(0x80 | (c & 0x3F));
+		return 2;
+	}
+	if (c < 0x10000) {
+		out[0] = (char)(0xE0 | (c >> 12));
+		out[1] = (char)(0x80 | ((c >> 6) & 0x3F));
+		out[2] = (char)(0x80 | (c & 0x3F));
+		return 3;
+	}
+	out[0] = (char)(0xF0 | (c >> 18));
+	out[1] = (char)(0x80 | ((c >> 12) & 0x3F));
+	out[2] = (char)(0x80 | ((c >> 6) & 0x3F));
+	out[3] = (char)(0x80 | (c & 0x3F));
+	return 4;
+}
+
+/* Reads a name at f->p; false when there is none we accept. */
+static bool stanza_fast_name(stanza_fast_t *f, const char **name, size_t *len)
+{
+	const char *s = f->p;
+	if (s >= f->end || !stanza_fast_namestart((unsigned char)*s))
+		return false;
+	while (s < f->end && (stanza_fast_tab[(unsigned char)*s] & FT_NAME))
+		s++;
+	*name = f->p;
+	*len = (size_t)(s - f->p);
+	f->p = s;
+	return true;
+}
+
+/* Character data up to the next '<' (or the end), handed to the text
+ * handler in runs. */
+static bool stanza_fast_text(stanza_parser_t *sp, stanza_fast_t *f)
+{
+	const char *p = f->p, *run = p;
+	while (p < f->end && *p != '<') {
+		unsigned char c = (unsigned char)*p;
+		if (stanza_fast_tab[c] & FT_TEXT) {
+			p++;
+			while (p < f->end &&
+			       (stanza_fast_tab[(unsigned char)*p] & FT_TEXT))
+				p++;
+			continue;
+		}
+		if (c == ']') {
+			/* "]]>" is not allowed in character data */
+			if (f->end - p >= 3 && p[1] == ']' && p[2] == '>')
+				return false;
+			p++;
+		} else if (c >= 0x80) {
+			size_t n =
+				stanza_fast_utf8((const unsigned char *)p,
+						 (const unsigned char *)f->end);
+			if (!n)
+				return false;
+			p += n;
+		} else if (c == '&') {
+			if (p > run)
+				stanza_on_text(sp, run, (int)(p - run));
+			char ch[4];
+			size_t n = stanza_fast_ref(&p, f->end, ch);
+			if (!n)
+				return false;
+			stanza_on_text(sp, ch, (int)n);
+			run = p;
+		} else {
+			return false; /* control characters, '\r' */
+		}
+	}
+	if (p > run)
+		stanza_on_text(sp, run, (int)(p - run));
+	f->p = p;
+	return sp->rc == IMP_OK;
+}
+
+/* An attribute value at f->p (the opening quote), normalised as XML 1.0
+ * section 3.3.3 says for CDATA attributes, NUL-terminated into buf. */
+static bool stanza_fast_attval(stanza_fast_t *f, char *buf, size_t *used,
+			       size_t cap, const char **val, size_t *vlen)
+{
+	if (f->p >= f->end || (*f->p != '"' && *f->p != '\''))
+		return false;
+	char q = *f->p++;
+	char *o = buf + *used;
+	char *oe = buf + cap - 1;
+	const char *p = f->p;
+	while (p < f->end && *p != q) {
+		unsigned char c = (unsigned char)*p;
+		if (stanza_fast_tab[c] & FT_ATTR) {
+			/* a run of plain bytes, copied at once */
+			const char *r = p++;
+			while (p < f->end &&
+			       (stanza_fast_tab[(unsigned char)*p] & FT_ATTR))
+				p++;
+			if ((size_t)(oe - o) < (size_t)(p - r) + 4)
+				return false;
+			memcpy(o, r, (size_t)(p - r));
+			o += p - r;
+			continue;
+		}
+		if (o + 4 > oe)
+			return false;
+		if (c == '"' || c == '\'') {
+			*o++ = (char)c; /* the other quote */
+			p++;
+		} else if (c == '\n' || c == '\t') {
+			*o++ = ' ';
+			p++;
+		} else if (c >= 0x80) {
+			size_t n =
+				stanza_fast_utf8((const unsigned char *)p,
+						 (const unsigned char *)f->end);
+			if (!n)
+				return false;
+			memcpy(o, p, n);
+			o += n;
+			p += n;
+		} else if (c == '&') {
+			size_t n = stanza_fast_ref(&p, f->end, o);
+			if (!n)
+				return false;
+			o += n;
+		} else {
+			return false; /* '<', control characters, '\r' */
+		}
+	}
+	if (p >= f->end)
+		return false;
+	f->p = p + 1;
+	*o = '\0';
+	*val = buf + *used;
+	*vlen = (size_t)(o - (buf + *used));
+	*used = (size_t)(o - buf) + 1;
+	return true;
+}
+
+/* stanza_on_start for the fast path: the same node, built from the parts
+ * the fast path already has (no triplet to build and split again, value
+ * lengths known).  Kept in step with stanza_on_start; test_stanza and the
+ * differential check compare both paths' DOMs. */
+static void stanza_fast_elem(stanza_parser_t *sp, const char *uri, size_t ulen,
+			     const char *name, size_t nlen,
+			     const char *const *an, const size_t *al,
+			     const char *const *av, const size_t *vl, size_t na)
+{
+	if (sp->rc != IMP_OK)
+		return;
+	stanza_flush_text(sp);
+	if (sp->rc != IMP_OK)
+		return;
+	if (++sp->depth > sp->lim.max_depth) {
+		stanza_fail(sp, IMP_ERR_PARSE, "too deep");
+		return;
+	}
+	if (sp->depth > sp->max_seen_depth)
+		sp->max_seen_depth = sp->depth;
+	if (na > sp->lim.max_attrs) {
+		stanza_fail(sp, IMP_ERR_PARSE, "too many attributes");
+		return;
+	}
+	if (!stanza_count_node(sp))
+		return;
+	bool undecl = sp->undecl_next;
+	sp->undecl_next = false;
+	if (undecl && sp->undecl_depth == 0)
+		sp->undecl_depth = sp->depth;
+
+	imp_xnode_t *n = imp_arena_calloc(sp->arena, 1, sizeof(*n));
+	if (!n)
+		goto nomem;
+	n->type = IMP_XNODE_ELEM;
+	if (uri) {
+		n->ns = stanza_intern_ns(sp, uri, ulen);
+		if (!n->ns)
+			goto nomem;
+	} else if (sp->undecl_depth == 0) {
+		n->ns = stanza_ns_implied;
+	}
+	n->name = imp_arena_strndup(sp->arena, name, nlen);
+	if (!n->name)
+		goto nomem;
+	if (na) {
+		n->attrs = imp_arena_calloc(sp->arena, na, sizeof(*n->attrs));
+		if (!n->attrs)
+			goto nomem;
+		for (size_t i = 0; i < na; i++) {
+			imp_xattr_t *at = &n->attrs[i];
+			at->name = imp_arena_strndup(sp->arena, an[i], al[i]);
+			at->value = imp_arena_strndup(sp->arena, av[i], vl[i]);
+			if (!at->name || !at->value)
+				goto nomem;
+		}
+		n->n_attrs = na;
+	}
+	if (sp->cur)
+		stanza_link(sp->cur, n);
+	else
+		sp->root = n;
+	sp->cur = n;
+	return;
+nomem:
+	stanza_fail(sp, IMP_ERR_NOMEM, "out of memory");
+}
+
+/* A start tag at f->p (just after '<'); *empty for "/>". */
+static bool stanza_fast_start(stanza_parser_t *sp, stanza_fast_t *f,
+			      bool *empty)
+{
+	const char *name;
+	size_t nlen;
+	if (!stanza_fast_name(f, &name, &nlen) || f->depth >= STANZA_FAST_DEPTH)
+		return false;
+	char abuf[STANZA_FAST_ABUF];
+	size_t used = 0;
+	const char *anames[STANZA_FAST_ATTRS], *avals[STANZA_FAST_ATTRS];
+	size_t alens[STANZA_FAST_ATTRS], avlens[STANZA_FAST_ATTRS];
+	size_t na = 0;
+	const char *ns = f->ns[f->depth];
+	size_t ns_len = f->ns_len[f->depth];
+	bool declared = false;
+	for (;;) {
+		const char *s = f->p;
+		while (f->p < f->end && stanza_fast_space((unsigned char)*f->p))
+			f->p++;
+		if (f->p >= f->end)
+			return false;
+		if (*f->p == '>' || *f->p == '/')
+			break;
+		if (f->p == s)
+			return false; /* attributes need space before them */
+		const char *an;
+		size_t al;
+		if (!stanza_fast_name(f, &an, &al))
+			return false;
+		while (f->p < f->end && stanza_fast_space((unsigned char)*f->p))
+			f->p++;
+		if (f->p >= f->end || *f->p != '=')
+			return false;
+		f->p++;
+		while (f->p < f->end && stanza_fast_space((unsigned char)*f->p))
+			f->p++;
+		const char *v;
+		size_t vl;
+		if (!stanza_fast_attval(f, abuf, &used, sizeof(abuf), &v, &vl))
+			return false;
+		if (al == 5 && memcmp(an, "xmlns", 5) == 0) {
+			/* Reserved namespaces need expat's checks. */
+			if (declared ||
+			    (vl == sizeof(STANZA_NS_XML) - 1 &&
+			     memcmp(v, STANZA_NS_XML, vl) == 0) ||
+			    (vl == 29 &&
+			     memcmp(v, "http://www.w3.org/2000/xmlns/", 29) ==
+				     0))
+				return false;
+			declared = true;
+			ns = vl ? v : NULL;
+			ns_len = vl;
+			stanza_on_ns_start(sp, NULL, v);
+			continue;
+		}
+		if (na == STANZA_FAST_ATTRS)
+			return false;
+		for (size_t i = 0; i < na; i++)
+			if (alens[i] == al && memcmp(anames[i], an, al) == 0)
+				return false; /* duplicate: expat reports */
+		anames[na] = an;
+		alens[na] = al;
+		avals[na] = v;
+		avlens[na] = vl;
+		na++;
+	}
+	if (*f->p == '/') {
+		if (f->end - f->p < 2 || f->p[1] != '>')
+			return false;
+		f->p += 2;
+		*empty = true;
+	} else {
+		f->p++;
+		*empty = false;
+	}
+	stanza_fast_elem(sp, ns, ns_len, name, nlen, anames, alens, avals,
+			 avlens, na);
+	if (sp->rc != IMP_OK)
+		return false;
+	f->open[f->depth] = name;
+	f->open_len[f->depth] = nlen;
+	f->depth++;
+	/* ns may point into abuf, which dies with this frame: children
+	 * inherit the node's interned copy. */
+	f->ns[f->depth] = ns ? sp->cur->ns : NULL;
+	f->ns_len[f->depth] = ns ? ns_len : 0;
+	if (*empty) {
+		f->depth--;
+		stanza_on_end(sp, NULL);
+	}
+	return sp->rc == IMP_OK;
+}
+
+/* Parses xml[0..len) if it is in the subset; false: use expat. */
+static bool stanza_fast(stanza_parser_t *sp, const char *xml, size_t len)
+{
+	stanza_fast_t f;
+	f.p = xml;
+	f.end = xml + len;
+	f.depth = 0;
+	f.ns[0] = NULL;
+	f.ns_len[0] = 0;
+	if (len < 4 || xml[0] != '<')
+		return false;
+	bool done = false;
+	while (f.p < f.end) {
+		if (*f.p != '<') {
+			if (f.depth == 0 || !stanza_fast_text(sp, &f))
+				return false;
+			continue;
+		}
+		if (done)
+			return false; /* content after the root element */
+		f.p++;
+		if (f.p < f.end && *f.p == '/') {
+			f.p++;
+			const char *name;
+			size_t nlen;
+			if (f.depth == 0 || !stanza_fast_name(&f, &name, &nlen))
+				return false;
+			f.depth--;
+			if (nlen != f.open_len[f.depth] ||
+			    memcmp(name, f.open[f.depth], nlen) != 0)
+				return false;
+			while (f.p < f.end &&
+			       stanza_fast_space((unsigned char)*f.p))
+				f.p++;
+			if (f.p >= f.end || *f.p != '>')
+				return false;
+			f.p++;
+			stanza_on_end(sp, NULL);
+			if (sp->rc != IMP_OK)
+				return false;
+		} else {
+			bool empty;
+			if (!stanza_fast_start(sp, &f, &empty))
+				return false;
+		}
+		if (f.depth == 0)
+			done = true;
+	}
+	return done && sp->root != NULL;
+}
+
+struct imp_stanza_parser_s {
+	const imp_ctx_t *ctx;
+	XML_Parser xp; /* created on first use */
+	bool used;     /* xp has parsed since it was created or reset */
+};
+
+/* The expat parser of p, fresh or reset: NULL when memory runs out.  A
+ * reset keeps expat's buffers and pools but clears handlers, the salt
+ * and all document state, so no stanza sees the previous one's
+ * namespaces or errors. */
+static XML_Parser stanza_expat(imp_stanza_parser_t *p)
+{
+	if (p->xp && p->used && !XML_ParserReset(p->xp, "UTF-8")) {
+		XML_ParserFree(p->xp);
+		p->xp = NULL;
+	}
+	if (!p->xp)
+		p->xp = XML_ParserCreateNS("UTF-8", STANZA_NS_SEP);
+	p->used = p->xp != NULL;
+	return p->xp;
+}
+
+/* One parse: the fast path when the stanza is in its subset, else expat
+ * (fresh or reset), with every handler set again (a reset clears them)
+ * and the hash salt (a reset zeroes it, and a zero salt makes expat
+ * gather entropy again). */
+static int stanza_parse_with(imp_stanza_parser_t *pp, imp_arena_t *a,
+			     const char *xml, size_t len,
+			     const imp_stanza_limits_t *lim, imp_stanza_t **out,
+			     char *err, size_t errlen)
+{
 	stanza_parser_t sp;
 	memset(&sp, 0, sizeof(sp));
 	sp.arena = a;
@@ -855,13 +1396,30 @@ int imp_stanza_parse(imp_arena_t *a, const char *xml, size_t len,
 		return IMP_ERR_PARSE;
 	}
 
-	/* "UTF-8" overrides any encoding declaration in the input. */
-	XML_Parser xp = XML_ParserCreateNS("UTF-8", STANZA_NS_SEP);
+	/* Pending text lives in the arena: a flushed text node takes the
+	 * buffer over instead of copying it. */
+	imp_buf_init(&sp.text, NULL, a);
+	int rc = IMP_OK;
+	if (xml && stanza_fast(&sp, xml, len))
+		goto extract;
+	/* Start over with expat; what the fast path built stays unused in
+	 * the arena. */
+	{
+		imp_stanza_limits_t l = sp.lim;
+		memset(&sp, 0, sizeof(sp));
+		sp.arena = a;
+		sp.err = err;
+		sp.errlen = errlen;
+		sp.lim = l;
+		imp_buf_init(&sp.text, NULL, a);
+		if (err && errlen)
+			err[0] = '\0';
+	}
+	XML_Parser xp = stanza_expat(pp);
 	if (!xp)
 		return IMP_ERR_NOMEM;
 	sp.xp = xp;
 	XML_SetHashSalt(xp, imp_xml_hash_salt());
-	imp_buf_init(&sp.text, imp_arena_ctx(a), NULL);
 	XML_SetReturnNSTriplet(xp, 1);
 	XML_SetUserData(xp, &sp);
 	XML_SetElementHandler(xp, stanza_on_start, stanza_on_end);
@@ -871,7 +1429,6 @@ int imp_stanza_parse(imp_arena_t *a, const char *xml, size_t len,
 	XML_SetEntityDeclHandler(xp, stanza_on_entity);
 	XML_SetParamEntityParsing(xp, XML_PARAM_ENTITY_PARSING_NEVER);
 
-	int rc = IMP_OK;
 	if (XML_Parse(xp, xml ? xml : "", (int)len, XML_TRUE) !=
 	    XML_STATUS_OK) {
 		if (sp.rc != IMP_OK) {
@@ -895,13 +1452,11 @@ int imp_stanza_parse(imp_arena_t *a, const char *xml, size_t len,
 		if (err && errlen)
 			snprintf(err, errlen, "line 1, column 1: no element");
 	}
-	XML_ParserFree(xp);
-	imp_buf_free(&sp.text);
 	if (rc == IMP_ERR_NOMEM && err && errlen)
 		snprintf(err, errlen, "out of memory");
 	if (rc != IMP_OK)
 		return rc;
-
+extract:;
 	imp_stanza_t *st = imp_arena_calloc(a, 1, sizeof(*st));
 	if (!st)
 		return IMP_ERR_NOMEM;
@@ -911,6 +1466,57 @@ int imp_stanza_parse(imp_arena_t *a, const char *xml, size_t len,
 		return rc;
 	*out = st;
 	return IMP_OK;
+}
+
+int imp_stanza_parse(imp_arena_t *a, const char *xml, size_t len,
+		     const imp_stanza_limits_t *lim, imp_stanza_t **out,
+		     char *err, size_t errlen)
+{
+	if (err && errlen)
+		err[0] = '\0';
+	if (out)
+		*out = NULL;
+	if (!a || !out || (!xml && len))
+		return IMP_ERR_INVALID;
+	/* "UTF-8" overrides any encoding declaration in the input. */
+	imp_stanza_parser_t p = {imp_arena_ctx(a), NULL, false};
+	int rc = stanza_parse_with(&p, a, xml, len, lim, out, err, errlen);
+	if (p.xp)
+		XML_ParserFree(p.xp);
+	return rc;
+}
+
+/* ---- reusable parser ------------------------------------------------------ */
+
+imp_stanza_parser_t *imp_stanza_parser_new(const imp_ctx_t *ctx)
+{
+	imp_stanza_parser_t *p = imp_calloc(ctx, 1, sizeof(*p));
+	if (p)
+		p->ctx = ctx;
+	return p;
+}
+
+void imp_stanza_parser_free(imp_stanza_parser_t *p)
+{
+	if (!p)
+		return;
+	if (p->xp)
+		XML_ParserFree(p->xp);
+	imp_mfree(p->ctx, p);
+}
+
+int imp_stanza_parser_parse(imp_stanza_parser_t *p, imp_arena_t *a,
+			    const char *xml, size_t len,
+			    const imp_stanza_limits_t *lim, imp_stanza_t **out,
+			    char *err, size_t errlen)
+{
+	if (err && errlen)
+		err[0] = '\0';
+	if (out)
+		*out = NULL;
+	if (!p || !a || !out || (!xml && len))
+		return IMP_ERR_INVALID;
+	return stanza_parse_with(p, a, xml, len, lim, out, err, errlen);
 }
 
 /* ---- masking -------------------------------------------------------------- */

@@ -139,6 +139,17 @@ int imp_stanza_parse(imp_arena_t *a, const char *xml, size_t len,
 		     const imp_stanza_limits_t *lim, imp_stanza_t **out,
 		     char *err, size_t errlen);
 
+/* A reusable parser for one thread (an evaluator keeps one): the same
+ * contract as imp_stanza_parse, without creating and freeing an expat
+ * parser per stanza.  new() returns NULL when memory runs out. */
+typedef struct imp_stanza_parser_s imp_stanza_parser_t;
+imp_stanza_parser_t *imp_stanza_parser_new(const imp_ctx_t *ctx);
+void imp_stanza_parser_free(imp_stanza_parser_t *p);
+int imp_stanza_parser_parse(imp_stanza_parser_t *p, imp_arena_t *a,
+			    const char *xml, size_t len,
+			    const imp_stanza_limits_t *lim, imp_stanza_t **out,
+			    char *err, size_t errlen);
+
 /* Masks field text [start, end) (byte offsets, snapped outwards to
  * character boundaries) both in the field text and in the DOM: every
  * masked byte becomes the mask char ('*'), so offsets of other spans stay

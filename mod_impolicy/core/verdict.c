@@ -196,6 +196,11 @@ int imp_verdict_json(imp_ctx_t *ctx, const imp_verdict_t *v, int with_explain,
 	}
 	imp_buf_putc(&b, ']');
 
+	/* The retention class the archive files this stanza under (API
+	 * 1.1); null when neither a rule nor the policy names one. */
+	verdict_json_key(&b, "retention", &first);
+	verdict_json_str(&b, v->retention);
+
 	if (v->action == IMP_REDACT && v->redacted_body) {
 		verdict_json_key(&b, "redacted_body", &first);
 		verdict_json_str(&b, v->redacted_body);

@@ -458,6 +458,30 @@ static void test_custom(imp_engine_t engine)
 			CHECK_INT(h[0].confidence, t[i].conf);
 		imp_arena_reset(sa);
 	}
+	/* A want of customs only scans the custom prefilter set, one with a
+	 * built-in the full set: both find what they should, and a built-in
+	 * that is not wanted is never reported. */
+	static const char mixed[] = "mail bob.smith@example.org EMP-123456";
+	int email = imp_detset_index(d, "email");
+	int emp = imp_detset_index(d, "employee_id");
+	CHECK(email >= 0 && emp >= 0);
+	for (int k = 0; k < 2; k++) {
+		uint64_t w = 1ULL << emp;
+		if (k)
+			w |= 1ULL << email;
+		imp_dethit_t *h;
+		size_t n;
+		bool lim;
+		scan(d, s, w, mixed, sa, &h, &n, &lim);
+		int got_email = 0, got_emp = 0;
+		for (size_t j = 0; j < n; j++) {
+			got_email += h[j].det == (unsigned)email;
+			got_emp += h[j].det == (unsigned)emp;
+		}
+		CHECK_INT(got_emp, 1);
+		CHECK_INT(got_email, k);
+		imp_arena_reset(sa);
+	}
 	imp_detscratch_free(s);
 	imp_errors_free(errs);
 	imp_arena_free(sa);

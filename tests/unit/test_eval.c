@@ -485,6 +485,183 @@ static void test_direction_groups(void)
 	imp_policy_unref(p);
 }
 
+/* ---- stanzas without to, retention ------------------------------------------ */
+
+static const struct {
+	const char *xml;
+	imp_origin_t origin;
+	const char *session;
+	const char *direction;
+} noto_cases[] = {
+	/* a local user's presence broadcast: to the own server (RFC 6120
+	 * 10.3), so internal, never inbound */
+	{"<presence from='alice@acme.example/r'/>", IMP_ORIGIN_LOCAL,
+	 "alice@acme.example/r", "internal"},
+	{"<presence/>", IMP_ORIGIN_LOCAL, "alice@acme.example/r", "internal"},
+	{"<presence from='alice@acme.example/r'/>", IMP_ORIGIN_UNKNOWN, NULL,
+	 "internal"},
+	/* a remote user's stanza to its own server is transit for us */
+	{"<presence from='x@supplier.example/r'/>", IMP_ORIGIN_REMOTE, NULL,
+	 "external"},
+	{"<iq from='x@supplier.example/r' type='get' id='1'><ping "
+	 "xmlns='urn:xmpp:ping'/></iq>",
+	 IMP_ORIGIN_UNKNOWN, NULL, "external"},
+	/* with a to, nothing changes */
+	{"<presence from='x@supplier.example/r' to='bob@acme.example'/>",
+	 IMP_ORIGIN_REMOTE, NULL, "inbound"},
+};
+
+static void test_no_to(void)
+{
+	imp_policy_t *p = load_policy(dir_yaml);
+	CHECK(p != NULL);
+	if (!p)
+		return;
+	for (size_t i = 0; i < IMP_ARRAY_LEN(noto_cases); i++) {
+		imp_verdict_t v;
+		const char *x = noto_cases[i].xml;
+		CHECK_INT(run_full(p, x, strlen(x), noto_cases[i].origin,
+				   noto_cases[i].session, 0, &v),
+			  IMP_OK);
+		CHECK_MSG(v.stanza.direction &&
+				  strcmp(v.stanza.direction,
+					 noto_cases[i].direction) == 0,
+			  "no-to case %zu: direction %s, want %s", i,
+			  v.stanza.direction ? v.stanza.direction : "(null)",
+			  noto_cases[i].direction);
+		CHECK_MSG(has_rule(&v, "d.in") ==
+				  (strcmp(noto_cases[i].direction, "inbound") ==
+				   0),
+			  "no-to case %zu: d.in", i);
+		imp_verdict_clear(&v);
+	}
+	imp_policy_unref(p);
+}
+
+static const char ret_yaml[] =
+	"policy: { name: ret, local_domains: [acme.example] }\n"
+	"settings: { retention: standard }\n"
+	"lists:\n"
+	"  a: { words: [alpha] }\n"
+	"  b: { words: [beta] }\n"
+	"  c: { words: [gamma] }\n"
+	"rules:\n"
+	"  - { id: r.flag-a, when: { words: [a] }, action: flag,\n"
+	"      retention: flagged }\n"
+	"  - { id: r.reject-b, when: { words: [b] }, action: reject,\n"
+	"      retention: legal-hold }\n"
+	"  - { id: r.reject-c, when: { words: [c] }, action: reject }\n";
+
+static const struct {
+	const char *body;
+	const char *retention; /* NULL: the policy default */
+} ret_cases[] = {
+	{"nothing here", "standard"}, /* no rule: default */
+	{"alpha", "flagged"},         /* the deciding rule's */
+	{"alpha beta", "legal-hold"}, /* deciding (reject) wins */
+	{"beta alpha", "legal-hold"}, /* order of words irrelevant */
+	{"alpha gamma", "flagged"},   /* decider has none: first */
+	{"gamma", "standard"},        /* none at all: default */
+};
+
+static void test_retention(void)
+{
+	imp_policy_t *p = load_policy(ret_yaml);
+	CHECK(p != NULL);
+	if (!p)
+		return;
+	for (size_t i = 0; i < IMP_ARRAY_LEN(ret_cases); i++) {
+		const char *x = msg("alice@acme.example", "bob@acme.example",
+				    ret_cases[i].body);
+		imp_verdict_t v;
+		CHECK_INT(run_full(p, x, strlen(x), IMP_ORIGIN_LOCAL, NULL, 0,
+				   &v),
+			  IMP_OK);
+		CHECK_MSG(v.retention && strcmp(v.retention,
+						ret_cases[i].retention) == 0,
+			  "retention case %zu: %s, want %s", i,
+			  v.retention ? v.retention : "(null)",
+			  ret_cases[i].retention);
+		char *js = NULL;
+		CHECK_INT(imp_verdict_json(g_ctx, &v, 0, &js, NULL), IMP_OK);
+		char want[128];
+		snprintf(want, sizeof(want), "\"retention\":\"%s\"",
+			 ret_cases[i].retention);
+		CHECK_MSG(js && strstr(js, want), "retention case %zu: %s", i,
+			  js ? js : "(null)");
+		imp_free(g_ctx, js);
+		imp_verdict_clear(&v);
+	}
+	imp_policy_unref(p);
+	/* no default anywhere: null */
+	p = load_policy(dir_yaml);
+	CHECK(p != NULL);
+	if (!p)
+		return;
+	const char *x = msg("alice@acme.example", "bob@acme.example", "hi");
+	imp_verdict_t v;
+	CHECK_INT(run_full(p, x, strlen(x), IMP_ORIGIN_LOCAL, NULL, 0, &v),
+		  IMP_OK);
+	CHECK(v.retention == NULL);
+	char *js = NULL;
+	CHECK_INT(imp_verdict_json(g_ctx, &v, 0, &js, NULL), IMP_OK);
+	CHECK(js && strstr(js, "\"retention\":null"));
+	imp_free(g_ctx, js);
+	imp_verdict_clear(&v);
+	imp_policy_unref(p);
+}
+
+/* ---- prefix entries redact the whole word; '!' leetspeak ------------------- */
+
+static const char prefix_yaml[] =
+	"policy: { name: prefix, local_domains: [acme.example] }\n"
+	"lists:\n"
+	"  prof: { words: ['fuck*', shit] }\n"
+	"rules:\n"
+	"  - { id: p.redact, when: { words: [prof] }, action: redact }\n";
+
+static const struct {
+	const char *body;
+	const char *redacted; /* NULL: allowed */
+} prefix_cases[] = {
+	{"what the fucking hell", "what the ******* hell"},
+	{"FUCKERS!", "*******!"},
+	{"f.u.c.k.i.n.g no", "************* no"},
+	{"fuck", "****"},
+	{"this is sh!t", "this is ****"},
+	{"sh!t, fucked up", "****, ****** up"},
+	{"hello! wow!!", NULL},
+};
+
+static void test_prefix_redaction(void)
+{
+	imp_policy_t *p = load_policy(prefix_yaml);
+	CHECK(p != NULL);
+	if (!p)
+		return;
+	for (size_t i = 0; i < IMP_ARRAY_LEN(prefix_cases); i++) {
+		const char *x = msg("alice@acme.example", "bob@acme.example",
+				    prefix_cases[i].body);
+		imp_verdict_t v;
+		CHECK_INT(run_full(p, x, strlen(x), IMP_ORIGIN_LOCAL, NULL, 0,
+				   &v),
+			  IMP_OK);
+		if (prefix_cases[i].redacted) {
+			CHECK_INT(v.action, IMP_REDACT);
+			CHECK_MSG(v.redacted_body &&
+					  strcmp(v.redacted_body,
+						 prefix_cases[i].redacted) == 0,
+				  "prefix case %zu: '%s', want '%s'", i,
+				  v.redacted_body ? v.redacted_body : "(null)",
+				  prefix_cases[i].redacted);
+		} else {
+			CHECK_INT(v.action, IMP_ALLOW);
+		}
+		imp_verdict_clear(&v);
+	}
+	imp_policy_unref(p);
+}
+
 /* ---- schedules -------------------------------------------------------------- */
 
 static const char sched_yaml[] =
@@ -1193,6 +1370,9 @@ int main(void)
 	test_precedence();
 	test_conditions();
 	test_direction_groups();
+	test_no_to();
+	test_retention();
+	test_prefix_redaction();
 	test_schedules();
 	test_redaction();
 	test_escalation();

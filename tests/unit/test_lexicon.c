@@ -73,12 +73,25 @@ static const lex_case_t cases[] = {
 	{"please DONATE\tNOW.", "solicitation:donate now"},
 	{"donate nowhere", ""},
 	{"sponsor me", "solicitation:sponsor me"},
-	{"buy a raffle tickets", "solicitation:raffle ticket"},
+	{"buy a raffle tickets", "solicitation:raffle tickets"},
 	{"send a WIRE  transfer", "fraud:wire transfer"},
-	/* prefix entries check only the start */
-	{"scammers", "fraud:scam"},
+	/* prefix entries check only the start; the hit runs to the end of
+	 * the word, so redaction masks the whole word */
+	{"scammers", "fraud:scammers"},
 	{"a scam", "fraud:scam"},
 	{"ascam", ""},
+	{"Scamming, scams!", "fraud:scamming,fraud:scams"},
+	{"sc4mm3rs and a scam", "fraud:scammers,fraud:scam"},
+	/* '!' between letters is an 'i' (W5), elsewhere a separator */
+	{"sh!t", "profanity:shit"},
+	{"SH!T happens", "profanity:shit"},
+	{"hello! shit!", "profanity:shit"},
+	{"wow!! hell!", "profanity:hell"},
+	{"tit!", "profanity:tit"},
+	{"!tit", "profanity:tit"},
+	{"t!t!", "profanity:tit"},
+	{"idiot!!ass", "insults:idiot,profanity:ass,insults:ass"},
+	{"sh|t", ""},
 	/* substring lists skip both checks */
 	{"acmecorp and megaacme", "brands:acme,brands:acme"},
 	/* several hits in order */

@@ -53,6 +53,18 @@ static const norm_case_t words_cases[] = {
 	{"  --  ", ""},
 	{"hello...world!!!", "hello world"},
 	{"don't", "don t"},
+	/* '!' is an 'i' only with a letter on both sides (W5) */
+	{"sh!t", "shit"},
+	{"Sh!T happens!", "shit happens"},
+	{"hello!", "hello"},
+	{"wow!!", "wow"},
+	{"wow!!wow", "wow wow"},
+	{"no ! here", "no here"},
+	{"!bang", "bang"},
+	{"3!4", "3 4"},
+	{"sh!!t", "sh t"},
+	{"\u00E9!t", "eit"},
+	{"sh|t", "sh t"}, /* '|' is not leetspeak */
 	/* full width (NFKC) */
 	{"\uFF46\uFF55\uFF43\uFF4B", "fuck"},
 	{"\uFF26\uFF35\uFF23\uFF2B \uFF11\uFF12\uFF13", "fuck 123"},

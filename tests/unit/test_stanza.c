@@ -9,6 +9,7 @@
 #include "stanza.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 static imp_ctx_t *ctx;
 
@@ -844,6 +845,175 @@ static void test_split(void)
 	CHECK_INT(imp_xml_split(ctx, "x", 1, NULL, NULL), IMP_ERR_INVALID);
 }
 
+/* ---- the reusable parser and the fast path ---------------------------------- */
+
+/* A canonical dump of everything a parse gives: the re-serialised DOM,
+ * the facts, every field with its segments, and every node's namespace,
+ * name, prefix and attributes (namespaces by value). */
+static const char *dump(imp_arena_t *a, int rc, const char *err,
+			const imp_stanza_t *st)
+{
+	imp_buf_t b;
+	imp_buf_init(&b, NULL, a);
+	imp_buf_printf(&b, "rc=%d", rc);
+	if (rc != IMP_OK || !st) {
+		imp_buf_printf(&b, " err=%s", err);
+		return b.data;
+	}
+	imp_stanza_serialize(st, &b);
+	imp_buf_printf(&b, "|k=%u ft=%u e=%u h=%u c=%d|%s|%s|%s|%s|%s|%s",
+		       st->kind, st->ft, st->e2ee, st->hints, st->correction,
+		       st->type ? st->type : "-", st->id ? st->id : "-",
+		       st->from ? st->from : "-", st->to ? st->to : "-",
+		       st->lang ? st->lang : "-",
+		       st->thread ? st->thread : "-");
+	for (int f = 0; f < IMP_FIELD_COUNT; f++) {
+		const imp_ftext_t *t = &st->fields[f];
+		imp_buf_printf(&b, "|f%d %d [%s]", f, t->present, t->text);
+		for (size_t i = 0; i < t->n_segs; i++)
+			imp_buf_printf(&b, "(%u,%u,%u)", t->segs[i].field_off,
+				       t->segs[i].node_off, t->segs[i].len);
+	}
+	imp_buf_printf(&b, "|%s|%s|%s", join(a, st->addresses, st->n_addresses),
+		       join(a, st->urls, st->n_urls),
+		       join(a, st->filenames, st->n_filenames));
+	const imp_xnode_t *n = st->root;
+	while (n) {
+		if (n->type == IMP_XNODE_ELEM) {
+			imp_buf_printf(&b, "|E %s %s %s", n->ns ? n->ns : "-",
+				       n->name, n->prefix ? n->prefix : "-");
+			for (size_t i = 0; i < n->n_attrs; i++)
+				imp_buf_printf(
+					&b, " %s:%s=%s",
+					n->attrs[i].ns ? n->attrs[i].ns : "-",
+					n->attrs[i].name, n->attrs[i].value);
+		} else {
+			imp_buf_printf(&b, "|T %zu [%s]", n->text_len, n->text);
+		}
+		if (n->first) {
+			n = n->first;
+			continue;
+		}
+		while (n && !n->next)
+			n = n->parent;
+		if (n)
+			n = n->next;
+	}
+	return b.oom ? "(oom)" : b.data;
+}
+
+/* Pairs of stanzas with the same meaning: the first is in the subset the
+ * fast path reads itself, the second has something only expat handles (a
+ * comment, a CDATA section, a processing instruction, a carriage return,
+ * an XML declaration), which is dropped or resolved to the same DOM.  Both must
+ * give the same dump, so the fast path builds exactly what expat builds. */
+static const struct {
+	const char *fast, *expat;
+} same_dom[] = {
+	{"<message to='a@b' type='chat'><body>hi &amp; bye</body></message>",
+	 "<message to='a@b' type='chat'><body>hi &amp; bye</body><!-- c -->"
+	 "</message>"},
+	{"<message xmlns='jabber:client' to='a@b'><body>a &lt;b&gt; "
+	 "&#233;&#x1F600; \xC3\xA9</body></message>",
+	 "<?xml version='1.0'?><message xmlns='jabber:client' to='a@b'>"
+	 "<body>a <![CDATA[<b>]]> \xC3\xA9\xF0\x9F\x98\x80 \xC3\xA9</body>"
+	 "</message>"},
+	{"<message to='a@b'><body>x</body><request "
+	 "xmlns='urn:xmpp:http:upload:0' filename='f.txt'/></message>",
+	 "<message to='a@b'><body>x</body><request "
+	 "xmlns='urn:xmpp:http:upload:0' filename='f.txt'><!-- -->"
+	 "</request></message>"},
+	{"<message to='a b'><body>l1\nl2</body></message>",
+	 "<message to='a\tb'><body>l1\r\nl2</body></message>"},
+	{"<message to=\"q'uote\" id='a\"b'><body xmlns=''>t</body>"
+	 "<x xmlns='jabber:x:oob'><url>http://u/</url></x></message>",
+	 "<message to=\"q'uote\" id='a&quot;b'><body xmlns=''>t</body>"
+	 "<x xmlns='jabber:x:oob'><url><![CDATA[http://u/]]></url></x>"
+	 "</message>"},
+	{"<presence><status>away</status><show>dnd</show></presence>",
+	 "<presence><status>away</status><show>dnd</show><?pi x?>"
+	 "</presence>"},
+	{"<message to='a@b'><html xmlns='http://jabber.org/protocol/xhtml-im'>"
+	 "<body xmlns='http://www.w3.org/1999/xhtml'><p>hi <b>you</b></p>"
+	 "</body></html></message>",
+	 "<message to='a@b'><html "
+	 "xmlns='http://jabber.org/protocol/xhtml-im'><body "
+	 "xmlns='http://www.w3.org/1999/xhtml'><p><![CDATA[hi ]]><b>you</b>"
+	 "</p></body></html></message>"},
+};
+
+static void test_parser_reuse(imp_arena_t *a)
+{
+	imp_stanza_parser_t *sp = imp_stanza_parser_new(ctx);
+	CHECK(sp != NULL);
+	if (!sp)
+		return;
+	for (size_t i = 0; i < IMP_ARRAY_LEN(same_dom); i++) {
+		imp_stanza_t *s1 = NULL, *s2 = NULL;
+		char e1[256], e2[256];
+		int r1 = imp_stanza_parse(a, same_dom[i].fast,
+					  strlen(same_dom[i].fast), NULL, &s1,
+					  e1, sizeof(e1));
+		int r2 = imp_stanza_parse(a, same_dom[i].expat,
+					  strlen(same_dom[i].expat), NULL, &s2,
+					  e2, sizeof(e2));
+		CHECK_INT(r1, IMP_OK);
+		CHECK_INT(r2, IMP_OK);
+		const char *d1 = dump(a, r1, e1, s1);
+		const char *d2 = dump(a, r2, e2, s2);
+		CHECK_MSG(strcmp(d1, d2) == 0, "same_dom %zu:\n  %s\n  %s", i,
+			  d1, d2);
+	}
+	/* One parser over a sequence that mixes good, malformed and
+	 * namespace-heavy stanzas gives what a fresh parse gives for each:
+	 * nothing (namespaces, errors, limits) leaks from one stanza into
+	 * the next across resets. */
+	static const char *const seq[] = {
+		"<message to='a@b'><body>one</body></message>",
+		"<m:x xmlns:m='jabber:client'><m:body>2</m:body></m:x>",
+		"<message to='a@b'><body>three</message>",
+		"<message to='a@b'><body>four</body></message>",
+		"<!DOCTYPE x [<!ENTITY e 'x'>]><message/>",
+		"<message xmlns='jabber:server'><body>five</body></message>",
+		"<message><body>six</body></message>",
+		"<message to='a@b'><body>a</body></message><junk/>",
+		"",
+		"<presence><status>seven</status></presence>",
+	};
+	for (int round = 0; round < 2; round++) {
+		for (size_t i = 0; i < IMP_ARRAY_LEN(seq); i++) {
+			imp_stanza_t *s1 = NULL, *s2 = NULL;
+			char e1[256], e2[256];
+			int r1 = imp_stanza_parser_parse(sp, a, seq[i],
+							 strlen(seq[i]), NULL,
+							 &s1, e1, sizeof(e1));
+			int r2 = imp_stanza_parse(a, seq[i], strlen(seq[i]),
+						  NULL, &s2, e2, sizeof(e2));
+			CHECK_INT(r1, r2);
+			const char *d1 = dump(a, r1, e1, s1);
+			const char *d2 = dump(a, r2, e2, s2);
+			CHECK_MSG(strcmp(d1, d2) == 0,
+				  "reuse %d/%zu:\n  %s\n  %s", round, i, d1,
+				  d2);
+		}
+	}
+	/* The limits apply on the fast path too (the handlers report them,
+	 * then expat gives the reason). */
+	imp_stanza_limits_t lim = {0, 2, 0, 0};
+	imp_stanza_t *st = NULL;
+	char err[256];
+	const char *deep = "<message><x><y/></x></message>";
+	CHECK_INT(imp_stanza_parser_parse(sp, a, deep, strlen(deep), &lim, &st,
+					  err, sizeof(err)),
+		  IMP_ERR_PARSE);
+	CHECK(strstr(err, "nested deeper") != NULL);
+	CHECK_INT(imp_stanza_parser_parse(NULL, a, deep, strlen(deep), NULL,
+					  &st, err, sizeof(err)),
+		  IMP_ERR_INVALID);
+	imp_stanza_parser_free(sp);
+	imp_stanza_parser_free(NULL);
+}
+
 int main(void)
 {
 	CHECK_INT(imp_ctx_new(NULL, &ctx), IMP_OK);
@@ -857,6 +1027,8 @@ int main(void)
 	test_roundtrip(a);
 	test_fixtures(a);
 	test_split();
+	imp_arena_reset(a);
+	test_parser_reuse(a);
 	imp_arena_free(a);
 	imp_ctx_free(ctx);
 	return CHECK_DONE();
