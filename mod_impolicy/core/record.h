@@ -31,22 +31,22 @@ typedef struct imp_record_flag_s {
 typedef struct imp_record_s {
 	const char *node;
 	uint64_t seq;
-	int64_t ts_us;          /* judged at, microseconds since the epoch */
-	const char *direction;  /* outbound|inbound|internal|external */
-	const char *kind;       /* never NULL ("message", ...) */
+	int64_t ts_us;         /* judged at, microseconds since the epoch */
+	const char *direction; /* outbound|inbound|internal|external */
+	const char *kind;      /* never NULL ("message", ...) */
 	const char *stanza_type, *from_bare, *from_full, *to_bare, *to_full;
 	const char *thread, *conv_key, *body; /* each may be NULL */
-	const unsigned char *raw_xml; /* exactly as received */
+	const unsigned char *raw_xml;         /* exactly as received */
 	size_t raw_len;
-	const char *verdict;    /* allow|flag|redact|reject */
+	const char *verdict;         /* allow|flag|redact|reject */
 	const char *const *rule_ids; /* matched rules, policy order */
 	const char *const *sections; /* parallel; "" when a rule has none */
 	size_t n_rules;
 	bool has_digest;
 	unsigned char policy_digest[IMP_HASH_LEN];
 	const char *retention_class;
-	const char *hash_alg;   /* "sha256" | "hmac-sha256" */
-	const char *key_id;     /* NULL unless hmac-sha256 */
+	const char *hash_alg; /* "sha256" | "hmac-sha256" */
+	const char *key_id;   /* NULL unless hmac-sha256 */
 	unsigned char prev_hash[IMP_HASH_LEN];
 	unsigned char rec_hash[IMP_HASH_LEN];
 	const imp_record_flag_t *flags; /* for flag/redact/reject verdicts:
@@ -64,16 +64,16 @@ typedef struct imp_record_s {
  * stanzas (IMP_VF_MALFORMED) are recorded too, with kind "malformed" when
  * the verdict knows no kind.  Returns IMP_OK or IMP_ERR_NOMEM. */
 int imp_record_build(const imp_ctx_t *ctx, const char *node, int64_t ts_us,
-                     const imp_view_t *view, const imp_verdict_t *v,
-                     const char *retention_default, imp_record_t **out);
+		     const imp_view_t *view, const imp_verdict_t *v,
+		     const char *retention_default, imp_record_t **out);
 
 /* Sets seq, prev_hash, hash_alg/key_id and computes rec_hash =
  * SHA-256(canonical) or HMAC-SHA256(key, canonical).  IMP_OK or
  * IMP_ERR_INTERNAL (OpenSSL failure). */
 int imp_record_chain(imp_record_t *r, uint64_t seq,
-                     const unsigned char prev_hash[IMP_HASH_LEN],
-                     const unsigned char *key, size_t key_len,
-                     const char *key_id);
+		     const unsigned char prev_hash[IMP_HASH_LEN],
+		     const unsigned char *key, size_t key_len,
+		     const char *key_id);
 
 /* Appends the canonical encoding (docs/archive.md) to b. */
 void imp_record_canonical(const imp_record_t *r, imp_buf_t *b);
@@ -81,7 +81,7 @@ void imp_record_canonical(const imp_record_t *r, imp_buf_t *b);
 /* Recomputes rec_hash over r's canonical encoding (with key when the
  * record is keyed) into out; used by verify. */
 int imp_record_hash(const imp_record_t *r, const unsigned char *key,
-                    size_t key_len, unsigned char out[IMP_HASH_LEN]);
+		    size_t key_len, unsigned char out[IMP_HASH_LEN]);
 
 /* Spool serialisation: a self-describing, versioned binary form of every
  * field including seq and hashes.  decode validates every length and
@@ -89,7 +89,7 @@ int imp_record_hash(const imp_record_t *r, const unsigned char *key,
  * bounds). */
 void imp_record_serialize(const imp_record_t *r, imp_buf_t *b);
 int imp_record_deserialize(const imp_ctx_t *ctx, const void *data, size_t len,
-                           imp_record_t **out);
+			   imp_record_t **out);
 
 /* Copies r (one block).  NULL on OOM. */
 imp_record_t *imp_record_dup(const imp_ctx_t *ctx, const imp_record_t *r);

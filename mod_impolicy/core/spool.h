@@ -43,8 +43,8 @@ typedef struct imp_spool_head_s {
  * the newest of: the head file and the last spooled record.  IMP_OK or
  * IMP_ERR_IO (why in err; also logged). */
 int imp_spool_open(const imp_ctx_t *ctx, const char *dir, const char *node,
-                   imp_spool_t **out, imp_spool_head_t *head, char *err,
-                   size_t errlen);
+		   imp_spool_t **out, imp_spool_head_t *head, char *err,
+		   size_t errlen);
 void imp_spool_close(imp_spool_t *sp);
 
 /* Appends one record (not yet durable).  IMP_OK or IMP_ERR_IO (disk full,
@@ -67,7 +67,7 @@ uint64_t imp_spool_bytes(const imp_spool_t *sp);
  * first n pending records, deleting segments that are wholly consumed.
  * IMP_OK (with *n_out == 0 at the end), IMP_ERR_IO, IMP_ERR_NOMEM. */
 int imp_spool_peek(imp_spool_t *sp, size_t max, imp_record_t **recs,
-                   size_t *n_out);
+		   size_t *n_out);
 int imp_spool_consume(imp_spool_t *sp, size_t n);
 
 /* Segment size at which appends roll to a new segment (0: the default

@@ -99,7 +99,13 @@ CREATE TABLE impolicy.retention_class (
 INSERT INTO impolicy.retention_class (name, keep, description) VALUES
 	('3y', interval '3 years', 'default business records'),
 	('6y', interval '6 years', 'FINRA/SEC 17a-4 business communications'),
-	('7y', interval '7 years', 'MiFID II / tax-relevant records');
+	('7y', interval '7 years', 'MiFID II / tax-relevant records'),
+	('10y', interval '10 years', 'critical violations kept for litigation'),
+	-- What the writer records when neither the verdict nor the module's
+	-- configuration names a class (imp_archive_config_t.retention_default
+	-- NULL): the longest regulatory default above, so a missing setting
+	-- never shortens retention.
+	('default', interval '7 years', 'records judged without a retention class');
 
 -- ---------------------------------------------------------------------------
 -- stanza: every stanza judged, partitioned by month of ts.

@@ -1,14 +1,18 @@
 /*
  * impolicyctl.c -- the command-line tool for policy admins, in the manner
  * of prosodyctl/ejabberdctl: lint a policy (check) and dry-run stanzas
- * against it (eval, explain).
+ * against it (eval, explain); eval --archive also records every judged
+ * stanza in the PostgreSQL compliance archive through the library's
+ * archive writer, and the archive commands (db, archive-status, verify,
+ * purge, hold) live in ctl_archive.c.
  *
  * Contract:
  *  - Uses the public API only (impolicy.h); nothing here re-implements
  *    parsing or evaluation, so what the CLI says is what the module does.
  *  - Exit status: 0 ok, 1 some stanza was malformed or could not be judged
  *    (or a stanza file could not be read), 2 the policy is invalid or could
- *    not be read, 64 usage error (EX_USAGE).
+ *    not be read, 3 (eval --archive) some record is not durable in
+ *    PostgreSQL, 64 usage error (EX_USAGE).
  *  - Message bodies are printed only as part of the verdict output the admin
  *    asked for (eval/explain); diagnostics never contain stanza content.
  *  - eval keeps escalation and fan-out state across all stanzas of one run
@@ -21,6 +25,8 @@
  * Threading: single-threaded program.
  */
 #include "impolicy.h"
+
+#include "ctl_archive.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -81,7 +87,8 @@ static const char ctl_usage_text[] =
 	"  --no-state             do not keep escalation/fan-out state "
 	"between\n"
 	"                         stanzas (each is a pure dry run)\n"
-	"  --archive DSN          reserved; not yet implemented\n"
+	"  --archive DSN          also record each stanza in the archive "
+	"(below)\n"
 	"\n"
 	"Options may also be written --name=value; '--' ends the options.\n"
 	"\n"
@@ -90,7 +97,9 @@ static const char ctl_usage_text[] =
 	"  1   some stanza was malformed or could not be judged, or a stanza\n"
 	"      file could not be read (the other stanzas are still judged)\n"
 	"  2   the policy is invalid or could not be read\n"
-	"  64  usage error (unknown command or option, missing argument)\n";
+	"  3   eval --archive: some record is not durable in PostgreSQL\n"
+	"  64  usage error (unknown command or option, missing argument)\n"
+	"\n";
 
 static void ctl_usage_hint(void)
 {
@@ -166,6 +175,9 @@ typedef struct ctl_opts_s {
 	int no_state;
 	const char **files;
 	size_t n_files;
+	int archive;                  /* --archive given */
+	const char *archive_opt_seen; /* first archive-only option */
+	ctl_archive_opts_t arch;
 } ctl_opts_t;
 
 /* Prints every error of a refused policy, one per line, then the summary
@@ -268,8 +280,10 @@ static int ctl_parse_engine(const char *s, imp_engine_t *out)
 static int ctl_parse(int argc, char **argv, int eval_opts, ctl_opts_t *o)
 {
 	static const char *const value_opts[] = {
-		"--policy",  "--at",     "--local-domain", "--origin",
-		"--session", "--engine", "--archive"};
+		"--policy",    "--at",         "--local-domain", "--origin",
+		"--session",   "--engine",     "--archive",      "--node",
+		"--spool-dir", "--durability", "--key-file",     "--key-id",
+		"--retention", "--dsn-file",   "--flush-timeout"};
 	int only_files = 0;
 
 	o->files = calloc((size_t)argc + 1, sizeof *o->files);
@@ -354,11 +368,46 @@ static int ctl_parse(int argc, char **argv, int eval_opts, ctl_opts_t *o)
 					val);
 			break;
 		case 6:
-			return ctl_usage_error("--archive is not yet "
-					       "implemented%s",
-					       NULL);
+			o->archive = 1;
+			o->arch.dsn = val;
+			break;
+		case 7:
+			o->arch.node = val;
+			break;
+		case 8:
+			o->arch.spool_dir = val;
+			break;
+		case 9:
+			if (strcmp(val, "strict") != 0 &&
+			    strcmp(val, "batched") != 0)
+				return ctl_usage_error(
+					"--durability must be strict or "
+					"batched, not '%s'",
+					val);
+			o->arch.durability = val;
+			break;
+		case 10:
+			o->arch.key_file = val;
+			break;
+		case 11:
+			o->arch.key_id = val;
+			break;
+		case 12:
+			o->arch.retention = val;
+			break;
+		case 13:
+			o->arch.dsn_file = val;
+			break;
+		case 14:
+			o->arch.flush_timeout = val;
+			break;
 		}
+		if (which >= 7 && !o->archive_opt_seen)
+			o->archive_opt_seen = value_opts[which];
 	}
+	if (o->archive_opt_seen && !o->archive)
+		return ctl_usage_error("option '%s' needs --archive DSN",
+				       o->archive_opt_seen);
 	return 0;
 }
 
@@ -467,8 +516,10 @@ typedef struct ctl_run_s {
 	const char *name; /* file name as shown */
 	const char *buf;  /* the whole file */
 	size_t len;
-	size_t done; /* offset just past the last well-formed stanza */
-	int status;  /* exit status so far */
+	size_t done;        /* offset just past the last well-formed stanza */
+	int status;         /* exit status so far */
+	ctl_archive_t *ar;  /* eval --archive, else NULL */
+	int archive_status; /* CTL_EXIT_DB once a record was not taken */
 } ctl_run_t;
 
 static const char *ctl_display_name(const char *file)
@@ -614,6 +665,14 @@ static void ctl_judge(ctl_run_t *r, const char *xml, size_t len, unsigned line,
 	}
 	if ((v.flags & IMP_VF_MALFORMED) || split_err)
 		r->status = CTL_EXIT_STANZA;
+	if (r->ar != NULL) {
+		/* Recorded exactly as judged, malformed stanzas included:
+		 * the archive must hold everything the server saw. */
+		char where[512];
+		snprintf(where, sizeof where, "%s:%u", r->name, line);
+		if (ctl_archive_eval_submit(r->ar, &view, &v, where) != 0)
+			r->archive_status = CTL_EXIT_DB;
+	}
 	ctl_print_verdict(r, line, &v, split_err);
 	imp_verdict_clear(&v);
 }
@@ -793,6 +852,11 @@ static int ctl_cmd_eval(int argc, char **argv, int explain)
 	run.policy = p;
 	run.ev = ev;
 	run.o = &o;
+	if (o.archive) {
+		status = ctl_archive_eval_open(ctx, &o.arch, &run.ar);
+		if (status != 0)
+			goto out;
+	}
 	for (size_t i = 0; i < o.n_files; i++)
 		ctl_eval_file(&run, o.files[i]);
 	if (fflush(stdout) != 0) {
@@ -801,6 +865,12 @@ static int ctl_cmd_eval(int argc, char **argv, int explain)
 		run.status = CTL_EXIT_STANZA;
 	}
 	status = run.status;
+	/* The archive outcome wins: "exit 0 only when every record is
+	 * durable in PostgreSQL". */
+	if (run.ar != NULL && ctl_archive_eval_close(run.ar) != 0)
+		run.archive_status = CTL_EXIT_DB;
+	if (run.archive_status != 0)
+		status = run.archive_status;
 out:
 	imp_eval_free(ev);
 	imp_policy_unref(p);
@@ -862,12 +932,14 @@ int main(int argc, char **argv)
 {
 	if (argc < 2) {
 		fputs(ctl_usage_text, stderr);
+		fputs(ctl_archive_usage_text, stderr);
 		return CTL_EXIT_USAGE;
 	}
 	const char *cmd = argv[1];
 	if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 ||
 	    strcmp(cmd, "-h") == 0) {
 		fputs(ctl_usage_text, stdout);
+		fputs(ctl_archive_usage_text, stdout);
 		return CTL_EXIT_OK;
 	}
 	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
@@ -882,6 +954,7 @@ int main(int argc, char **argv)
 		if (strcmp(argv[i], "--help") == 0 ||
 		    strcmp(argv[i], "-h") == 0) {
 			fputs(ctl_usage_text, stdout);
+			fputs(ctl_archive_usage_text, stdout);
 			return CTL_EXIT_OK;
 		}
 	}
@@ -891,5 +964,8 @@ int main(int argc, char **argv)
 		return ctl_cmd_eval(argc - 2, argv + 2, 0);
 	if (strcmp(cmd, "explain") == 0)
 		return ctl_cmd_eval(argc - 2, argv + 2, 1);
+	int st = ctl_archive_main(argc - 1, argv + 1);
+	if (st >= 0)
+		return st;
 	return ctl_usage_error("unknown command '%s'", cmd);
 }

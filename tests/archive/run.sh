@@ -21,40 +21,8 @@ if [ $# -ne 1 ]; then
 	exit 64
 fi
 src=$(cd "$1" && pwd) || exit 64
-bin=${IMP_PG_BIN:-/usr/lib/postgresql/15/bin}
-if [ ! -x "$bin/initdb" ]; then
-	echo "archive: no PostgreSQL 15 in $bin (scripts/install-deps.sh)" >&2
-	exit 1
-fi
-
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/imp-archive.XXXXXX") || exit 1
-# Run as root, the server runs as `postgres`, which must reach $tmp/pg
-# (itself 0700 and owned by the server's user).
-chmod 0755 "$tmp"
-export IMP_PG_DIR="$tmp/pg"
-cleanup() {
-	sh "$src/scripts/pg-cluster.sh" stop >/dev/null 2>&1
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 2' INT TERM HUP
-
-# A random port; a collision only costs a retry.
-started=""
-for _ in 1 2 3 4 5 6; do
-	r=$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')
-	IMP_PG_PORT=$((20000 + r % 30000))
-	export IMP_PG_PORT
-	if sh "$src/scripts/pg-cluster.sh" start >"$tmp/start.out" 2>&1; then
-		started=yes
-		break
-	fi
-done
-if [ -z "$started" ]; then
-	echo "archive: could not start PostgreSQL:" >&2
-	cat "$tmp/start.out" "$IMP_PG_DIR/server.log" >&2 2>/dev/null
-	exit 1
-fi
+. "$src/tests/archive/pg-test-env.sh"
+pg_test_start archive
 
 db=imp_archive_test
 pass=0

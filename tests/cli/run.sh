@@ -79,7 +79,8 @@ run 64 "option without value" -- eval --policy && expect_err "needs a value" "mi
 run 64 "bad --origin" -- eval --policy "$policy" --origin sideways && ok
 run 64 "bad --engine" -- check --engine turbo "$policy" && ok
 run 64 "bad --at" -- eval --policy "$policy" --at yesterday "$data/clean.xml" && expect_err "--at" "bad --at"
-run 64 "--archive not yet" -- eval --policy "$policy" --archive "dbname=x" && expect_err "not yet implemented" "--archive"
+run 64 "bad --durability" -- eval --policy "$policy" --archive "dbname=x" --durability sometimes && expect_err "durability" "--durability"
+run 64 "archive option without --archive" -- eval --policy "$policy" --node n1 && expect_err "needs --archive" "--node alone"
 run 64 "check with two files" -- check "$policy" "$policy" && ok
 run 64 "check with eval option" -- check --json "$policy" && ok
 

@@ -1,0 +1,838 @@
+/*
+ * test_writer.c -- the archive writer (imp_archive_*) against a real
+ * PostgreSQL 15, run through tests/archive/with-pg.sh, which provides
+ * IMP_TEST_DSN (writer role), IMP_TEST_ADMIN_DSN (superuser, for the
+ * assertions), IMP_TEST_PGCTL_STOP/START and IMP_TEST_TMP.
+ *
+ * Covers: a round trip of real judged stanzas (byte-identical raw XML
+ * including NUL bytes and invalid UTF-8 from a malformed parse, verdicts,
+ * rule ids, retention classes, flag rows, a chain that verifies); the
+ * writer role's missing privileges; an outage mid-stream with a producer
+ * thread in strict mode (every seq exactly once, spooled and replayed);
+ * a restart while PostgreSQL is down (sequence numbers continue); and
+ * fail-closed / fail-open with the spool unwritable (RLIMIT_FSIZE: root
+ * ignores directory permissions) and PostgreSQL down.  Also checks that
+ * the DSN's password never reaches the log.
+ */
+#include "../unit/check.h"
+#include "impolicy.h"
+
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SECRET "sekrit-k9zq"
+
+static imp_ctx_t *g_ctx;
+static imp_eval_t *g_ev;
+static imp_policy_t *g_pol;
+static const char *g_dsn, *g_admin, *g_stop, *g_start, *g_tmp;
+static char g_writer_dsn[1024];
+static pthread_mutex_t g_log_mu = PTHREAD_MUTEX_INITIALIZER;
+static int g_secret_logged;
+
+static void test_log(void *ud, imp_log_level_t lvl, const char *msg)
+{
+	(void)ud;
+	pthread_mutex_lock(&g_log_mu);
+	if (strstr(msg, SECRET))
+		g_secret_logged = 1;
+	if (lvl <= IMP_LOG_WARN && getenv("IMP_TEST_VERBOSE"))
+		fprintf(stderr, "log: %s\n", msg);
+	pthread_mutex_unlock(&g_log_mu);
+}
+
+static const char policy_yaml[] =
+	"policy: { name: archive-test, local_domains: [acme.example] }\n"
+	"settings: { retention: 3y }\n"
+	"lists:\n"
+	"  flagw: { words: [flagword] }\n"
+	"  rejw:  { words: [rejword] }\n"
+	"rules:\n"
+	"  - { id: r.flag, when: { words: flagw }, action: flag,\n"
+	"      section: 'S-flag', severity: high }\n"
+	"  - { id: r.rej, when: { words: rejw }, action: reject,\n"
+	"      section: 'S-rej', severity: critical, retention: 7y }\n";
+
+static imp_policy_t *load_policy(void)
+{
+	char path[512];
+	snprintf(path, sizeof(path), "%s/policy.yaml", g_tmp);
+	FILE *f = fopen(path, "w");
+	if (!f)
+		return NULL;
+	fputs(policy_yaml, f);
+	fclose(f);
+	imp_policy_t *p = NULL;
+	imp_errors_t *errs = NULL;
+	if (imp_policy_load(g_ctx, path, NULL, &p, &errs) != IMP_OK) {
+		for (size_t i = 0; i < imp_errors_count(errs); i++) {
+			char buf[512];
+			imp_error_format(imp_errors_get(errs, i), buf,
+					 sizeof(buf));
+			fprintf(stderr, "policy: %s\n", buf);
+		}
+		imp_errors_free(errs);
+	}
+	return p;
+}
+
+/* ---- admin queries ---------------------------------------------------------- */
+
+static PGresult *admin_query(const char *sql, const char *p1, int binary)
+{
+	PGconn *c = PQconnectdb(g_admin);
+	if (PQstatus(c) != CONNECTION_OK) {
+		fprintf(stderr, "admin connect: %s", PQerrorMessage(c));
+		PQfinish(c);
+		return NULL;
+	}
+	const char *v[1] = {p1};
+	PGresult *r =
+		PQexecParams(c, sql, p1 ? 1 : 0, NULL, v, NULL, NULL, binary);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		fprintf(stderr, "admin query failed: %s\n  %s", sql,
+			PQerrorMessage(c));
+		PQclear(r);
+		r = NULL;
+	}
+	PQfinish(c);
+	return r;
+}
+
+/* The first value of a one-row text query as a number; -1 on failure. */
+static long long admin_num(const char *sql, const char *node)
+{
+	PGresult *r = admin_query(sql, node, 0);
+	long long v = -1;
+	if (r && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0))
+		v = atoll(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return v;
+}
+
+static long long chain_problems(const char *node)
+{
+	return admin_num("SELECT count(*) FROM impolicy.verify_chain($1)",
+			 node);
+}
+
+/* Every seq 1..n present exactly once, nothing else. */
+static void check_seqs(const char *node, long long n)
+{
+	CHECK_INT(admin_num("SELECT count(*) FROM impolicy.stanza "
+			    "WHERE node = $1",
+			    node),
+		  n);
+	CHECK_INT(admin_num("SELECT count(DISTINCT seq) FROM impolicy.stanza "
+			    "WHERE node = $1",
+			    node),
+		  n);
+	CHECK_INT(admin_num("SELECT max(seq) FROM impolicy.stanza "
+			    "WHERE node = $1",
+			    node),
+		  n);
+	CHECK_INT(admin_num("SELECT min(seq) FROM impolicy.stanza "
+			    "WHERE node = $1",
+			    node),
+		  1);
+	CHECK_INT(chain_problems(node), 0);
+}
+
+static void pg_stop(void)
+{
+	CHECK_INT(system(g_stop), 0);
+}
+
+static void pg_start(void)
+{
+	CHECK_INT(system(g_start), 0);
+}
+
+/* ---- archive helpers ------------------------------------------------------------ */
+
+static imp_archive_t *open_archive(const char *node, imp_durability_t d,
+				   imp_failmode_t fm)
+{
+	char dir[512];
+	snprintf(dir, sizeof(dir), "%s/spool-%s", g_tmp, node);
+	imp_archive_config_t cfg;
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.version = IMP_ARCHIVE_CONFIG_VERSION;
+	cfg.dsn = g_writer_dsn;
+	cfg.node = node;
+	cfg.spool_dir = dir;
+	cfg.durability = d;
+	cfg.on_failure = fm;
+	cfg.batch_max = 500;
+	cfg.batch_ms = 5;
+	cfg.retention_default = "6y";
+	imp_archive_t *ar = NULL;
+	int rc = imp_archive_open(g_ctx, &cfg, &ar);
+	CHECK_INT(rc, IMP_OK);
+	return ar;
+}
+
+static void make_msg(char *buf, size_t size, int i, const char *word)
+{
+	snprintf(buf, size,
+		 "<message from='u%d@acme.example/pc' to='peer%d@acme.example' "
+		 "type='chat' id='m%d'><body>hello %d %s &amp; '); DROP TABLE "
+		 "x; --</body></message>",
+		 i % 7, i % 3, i, i, word);
+}
+
+/* Judges xml with the test policy and submits it. */
+static int judge_submit(imp_archive_t *ar, const char *xml, size_t len,
+			imp_verdict_t *v, uint64_t *seq)
+{
+	imp_view_t view;
+	memset(&view, 0, sizeof(view));
+	view.version = IMP_VIEW_VERSION;
+	view.origin = IMP_ORIGIN_LOCAL;
+	view.xml = xml;
+	view.xml_len = len;
+	view.session_jid = "u0@acme.example/pc";
+	int rc = imp_eval_run(g_ev, g_pol, &view, 0, v);
+	if (rc != IMP_OK)
+		return rc;
+	return imp_archive_submit(ar, &view, v, seq);
+}
+
+/* ---- round trip -------------------------------------------------------------------- */
+
+#define RT_N 2000
+
+static const char malformed[] =
+	"<message from='m@acme.example' to='n@acme.example'><body>nul\0"
+	"byte \xff\xfe\xc0\x80 flagword</bod";
+
+static void test_round_trip(void)
+{
+	imp_archive_t *ar =
+		open_archive("rt", IMP_DURABILITY_BATCHED, IMP_FAIL_CLOSED);
+	if (!ar)
+		return;
+	static char *xmls[RT_N + 1];
+	static size_t lens[RT_N + 1];
+	static imp_action_t actions[RT_N + 1];
+	long long flagged = 0, malformed_seq = 0;
+	int ok = 0;
+	for (int i = 1; i <= RT_N; i++) {
+		char buf[512];
+		const char *word = i % 10 == 0   ? "flagword"
+				   : i % 10 == 5 ? "rejword"
+						 : "plain";
+		size_t len;
+		if (i == 777) {
+			len = sizeof(malformed) - 1;
+			memcpy(buf, malformed, len);
+		} else {
+			make_msg(buf, sizeof(buf), i, word);
+			len = strlen(buf);
+		}
+		imp_verdict_t v;
+		uint64_t seq = 0;
+		int rc = judge_submit(ar, buf, len, &v, &seq);
+		if (rc == IMP_OK && seq == (uint64_t)i)
+			ok++;
+		if (i == 777) {
+			CHECK(v.flags & IMP_VF_MALFORMED);
+			malformed_seq = i;
+		}
+		actions[i] = v.action;
+		if (v.action != IMP_ALLOW)
+			flagged++;
+		xmls[i] = malloc(len);
+		memcpy(xmls[i], buf, len);
+		lens[i] = len;
+		imp_verdict_clear(&v);
+	}
+	CHECK_INT(ok, RT_N);
+	CHECK_INT(imp_archive_flush(ar, 30000), IMP_OK);
+	imp_archive_stats_t st;
+	imp_archive_stats(ar, &st);
+	CHECK_INT(st.submitted, RT_N);
+	CHECK_INT(st.written, RT_N);
+	CHECK_INT(st.queued, 0);
+	CHECK_INT(st.last_seq, RT_N);
+	CHECK_INT(st.refused + st.lost, 0);
+	CHECK_INT(st.connected, 1);
+	CHECK_INT(st.oldest_unwritten_us, 0);
+	check_seqs("rt", RT_N);
+
+	/* Every row, byte for byte, with its verdict and rules. */
+	PGresult *r = admin_query(
+		"SELECT seq, raw_xml, verdict, array_to_string(rule_ids, ','), "
+		"retention_class, coalesce(body, '') FROM impolicy.stanza "
+		"WHERE node = $1 ORDER BY seq",
+		"rt", 1);
+	CHECK(r != NULL);
+	int same_xml = 0, same_verdict = 0, same_rules = 0, same_ret = 0;
+	for (int row = 0; r && row < PQntuples(r); row++) {
+		const unsigned char *p =
+			(const unsigned char *)PQgetvalue(r, row, 0);
+		uint64_t seq = 0;
+		for (int k = 0; k < 8; k++)
+			seq = seq << 8 | p[k];
+		if (seq < 1 || seq > RT_N)
+			continue;
+		int i = (int)seq;
+		if ((size_t)PQgetlength(r, row, 1) == lens[i] &&
+		    memcmp(PQgetvalue(r, row, 1), xmls[i], lens[i]) == 0)
+			same_xml++;
+		const char *want_v = imp_action_name(actions[i]);
+		if (strcmp(PQgetvalue(r, row, 2), want_v) == 0)
+			same_verdict++;
+		const char *rules = PQgetvalue(r, row, 3);
+		const char *want_r = i == 777      ? NULL
+				     : i % 10 == 0 ? "r.flag"
+				     : i % 10 == 5 ? "r.rej"
+						   : "";
+		if (!want_r || strcmp(rules, want_r) == 0)
+			same_rules++;
+		const char *want_ret = i != 777 && i % 10 == 5 ? "7y" : "3y";
+		if (i == 777 || strcmp(PQgetvalue(r, row, 4), want_ret) == 0)
+			same_ret++;
+		else if (same_ret + 5 > row)
+			fprintf(stderr, "seq %d: retention %s, expected %s\n",
+				i, PQgetvalue(r, row, 4), want_ret);
+	}
+	CHECK_INT(r ? PQntuples(r) : 0, RT_N);
+	CHECK_INT(same_xml, RT_N);
+	CHECK_INT(same_verdict, RT_N);
+	CHECK_INT(same_rules, RT_N);
+	CHECK_INT(same_ret, RT_N);
+	PQclear(r);
+	CHECK_INT(actions[10], IMP_FLAG);
+	CHECK_INT(actions[15], IMP_REJECT);
+	CHECK_INT(actions[1], IMP_ALLOW);
+	CHECK(malformed_seq == 777);
+
+	/* Flag rows: one per flagged/rejected stanza (one flagging rule
+	 * each), with the rule's section and severity. */
+	long long rule_flags = 0;
+	for (int i = 1; i <= RT_N; i++)
+		if (i != 777 && (i % 10 == 0 || i % 10 == 5))
+			rule_flags++;
+	CHECK_INT(admin_num("SELECT count(*) FROM impolicy.flag WHERE node = "
+			    "$1 AND rule_id IN ('r.flag', 'r.rej')",
+			    "rt"),
+		  rule_flags);
+	CHECK_INT(
+		admin_num("SELECT count(DISTINCT seq) FROM impolicy.flag "
+			  "WHERE node = $1",
+			  "rt"),
+		admin_num(
+			"SELECT count(*) FROM impolicy.stanza WHERE node = $1 "
+			"AND verdict <> 'allow' AND rule_ids <> '{}'",
+			"rt"));
+	CHECK_INT(
+		admin_num("SELECT count(*) FROM impolicy.flag WHERE node = $1 "
+			  "AND rule_id = 'r.rej' AND severity = 'critical' "
+			  "AND section = 'S-rej' AND state = 'open'",
+			  "rt"),
+		RT_N / 10);
+	CHECK(flagged >= rule_flags);
+	/* Flags of one stanza share its ts (they join on it). */
+	CHECK_INT(admin_num("SELECT count(*) FROM impolicy.flag f LEFT JOIN "
+			    "impolicy.stanza s ON s.node = f.node AND s.seq = "
+			    "f.seq AND s.ts = f.ts WHERE f.node = $1 AND "
+			    "s.seq IS NULL",
+			    "rt"),
+		  0);
+	/* Seq order and ts order agree (verify's 'reordered'). */
+	CHECK_INT(admin_num("SELECT count(*) FROM (SELECT ts < lag(ts) OVER "
+			    "(ORDER BY seq) AS back FROM impolicy.stanza WHERE "
+			    "node = $1) x WHERE back",
+			    "rt"),
+		  0);
+	for (int i = 1; i <= RT_N; i++)
+		free(xmls[i]);
+	imp_archive_close(ar, 5000);
+
+	/* Reopening continues the chain from the spool's head file. */
+	ar = open_archive("rt", IMP_DURABILITY_STRICT, IMP_FAIL_CLOSED);
+	if (!ar)
+		return;
+	char buf[512];
+	make_msg(buf, sizeof(buf), 1, "again");
+	imp_verdict_t v;
+	uint64_t seq = 0;
+	CHECK_INT(judge_submit(ar, buf, strlen(buf), &v, &seq), IMP_OK);
+	imp_verdict_clear(&v);
+	CHECK_INT(seq, RT_N + 1);
+	CHECK_INT(imp_archive_flush(ar, 10000), IMP_OK);
+	imp_archive_close(ar, 5000);
+	check_seqs("rt", RT_N + 1);
+}
+
+/* ---- privileges ---------------------------------------------------------------------- */
+
+static void test_writer_privileges(void)
+{
+	static const char *const stmts[] = {
+		"UPDATE impolicy.stanza SET verdict = 'allow'",
+		"DELETE FROM impolicy.stanza",
+		"SELECT body FROM impolicy.stanza",
+		"SELECT count(*) FROM impolicy.flag",
+		"TRUNCATE impolicy.stanza",
+	};
+	PGconn *c = PQconnectdb(g_writer_dsn);
+	CHECK_INT(PQstatus(c), CONNECTION_OK);
+	for (size_t i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++) {
+		PGresult *r = PQexec(c, stmts[i]);
+		const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+		CHECK_MSG(PQresultStatus(r) == PGRES_FATAL_ERROR && state &&
+				  strcmp(state, "42501") == 0,
+			  "%s: %s", stmts[i], state ? state : "succeeded");
+		PQclear(r);
+	}
+	PQfinish(c);
+}
+
+/* ---- outage ------------------------------------------------------------------------------ */
+
+#define OUT_N 3000
+
+typedef struct producer_s {
+	imp_archive_t *ar;
+	imp_eval_t *ev;
+	int n;
+	int ok;
+	int in_order;
+	volatile int progress; /* read with __atomic */
+} producer_t;
+
+static void *producer_main(void *arg)
+{
+	producer_t *pr = arg;
+	for (int i = 1; i <= pr->n; i++) {
+		char buf[512];
+		make_msg(buf, sizeof(buf), i, i % 10 == 0 ? "flagword" : "x");
+		imp_view_t view;
+		memset(&view, 0, sizeof(view));
+		view.version = IMP_VIEW_VERSION;
+		view.origin = IMP_ORIGIN_LOCAL;
+		view.xml = buf;
+		view.xml_len = strlen(buf);
+		imp_verdict_t v;
+		uint64_t seq = 0;
+		if (imp_eval_run(pr->ev, g_pol, &view, 0, &v) == IMP_OK &&
+		    imp_archive_submit(pr->ar, &view, &v, &seq) == IMP_OK)
+			pr->ok++;
+		if (seq == (uint64_t)i)
+			pr->in_order++;
+		imp_verdict_clear(&v);
+		__atomic_store_n(&pr->progress, i, __ATOMIC_RELEASE);
+		usleep(500);
+	}
+	return NULL;
+}
+
+static void wait_progress(producer_t *pr, int n)
+{
+	if (n > pr->n)
+		n = pr->n;
+	while (__atomic_load_n(&pr->progress, __ATOMIC_ACQUIRE) < n)
+		usleep(1000);
+}
+
+static void test_outage(void)
+{
+	imp_archive_t *ar =
+		open_archive("outage", IMP_DURABILITY_STRICT, IMP_FAIL_CLOSED);
+	if (!ar)
+		return;
+	producer_t pr = {ar, NULL, OUT_N, 0, 0, 0};
+	CHECK_INT(imp_eval_new(g_ctx, &pr.ev), IMP_OK);
+	pthread_t t;
+	pthread_create(&t, NULL, producer_main, &pr);
+	wait_progress(&pr, 300);
+	pg_stop();
+	int at_stop = __atomic_load_n(&pr.progress, __ATOMIC_ACQUIRE);
+	wait_progress(&pr, at_stop + 800);
+	imp_archive_stats_t st;
+	imp_archive_stats(ar, &st);
+	CHECK_INT(st.connected, 0);
+	CHECK(st.spooled > 0);
+	CHECK(st.spool_bytes > 0);
+	CHECK(st.oldest_unwritten_us > 0);
+	pg_start();
+	pthread_join(t, NULL);
+	CHECK_INT(pr.ok, OUT_N);
+	CHECK_INT(pr.in_order, OUT_N);
+	CHECK_INT(imp_archive_flush(ar, 60000), IMP_OK);
+	imp_archive_stats(ar, &st);
+	CHECK(st.spooled > 0);
+	CHECK(st.replayed > 0);
+	CHECK_INT(st.replayed, st.spooled);
+	CHECK_INT(st.written, OUT_N);
+	CHECK_INT(st.spool_bytes, 0);
+	CHECK_INT(st.connected, 1);
+	CHECK_INT(st.refused + st.lost, 0);
+	imp_archive_close(ar, 5000);
+	imp_eval_free(pr.ev);
+	check_seqs("outage", OUT_N);
+	CHECK_INT(
+		admin_num("SELECT count(*) FROM impolicy.flag WHERE node = $1",
+			  "outage"),
+		OUT_N / 10);
+}
+
+/* ---- restart while PostgreSQL is down ------------------------------------------------ */
+
+static int submit_n(imp_archive_t *ar, int n, uint64_t *first, uint64_t *last)
+{
+	int ok = 0;
+	for (int i = 0; i < n; i++) {
+		char buf[512];
+		make_msg(buf, sizeof(buf), i, "restart");
+		imp_verdict_t v;
+		uint64_t seq = 0;
+		if (judge_submit(ar, buf, strlen(buf), &v, &seq) == IMP_OK)
+			ok++;
+		imp_verdict_clear(&v);
+		if (i == 0 && first)
+			*first = seq;
+		if (last)
+			*last = seq;
+	}
+	return ok;
+}
+
+static void test_restart_while_down(void)
+{
+	imp_archive_t *ar =
+		open_archive("restart", IMP_DURABILITY_STRICT, IMP_FAIL_CLOSED);
+	if (!ar)
+		return;
+	uint64_t first = 0, last = 0;
+	CHECK_INT(submit_n(ar, 10, &first, &last), 10);
+	CHECK_INT(imp_archive_flush(ar, 10000), IMP_OK);
+	pg_stop();
+	CHECK_INT(submit_n(ar, 10, &first, &last), 10);
+	CHECK_INT(first, 11);
+	CHECK_INT(last, 20);
+	CHECK_INT(imp_archive_flush(ar, 200), IMP_ERR_LIMIT);
+	imp_archive_close(ar, 500);
+
+	ar = open_archive("restart", IMP_DURABILITY_BATCHED, IMP_FAIL_CLOSED);
+	if (!ar)
+		return;
+	imp_archive_stats_t st;
+	imp_archive_stats(ar, &st);
+	CHECK_INT(st.connected, 0);
+	CHECK_INT(st.last_seq, 20);
+	CHECK(st.spool_bytes > 0);
+	CHECK_INT(submit_n(ar, 10, &first, &last), 10);
+	CHECK_INT(first, 21);
+	CHECK_INT(last, 30);
+	pg_start();
+	CHECK_INT(imp_archive_flush(ar, 60000), IMP_OK);
+	imp_archive_stats(ar, &st);
+	CHECK_INT(st.replayed, 20);
+	CHECK_INT(st.spool_bytes, 0);
+	imp_archive_close(ar, 5000);
+	check_seqs("restart", 30);
+}
+
+/* ---- fail-closed / fail-open ------------------------------------------------------------ */
+
+static void test_fail_modes(void)
+{
+	pg_stop();
+	imp_archive_t *closed =
+		open_archive("closed", IMP_DURABILITY_STRICT, IMP_FAIL_CLOSED);
+	imp_archive_t *open_ =
+		open_archive("open", IMP_DURABILITY_STRICT, IMP_FAIL_OPEN);
+	imp_archive_t *bopen =
+		open_archive("bopen", IMP_DURABILITY_BATCHED, IMP_FAIL_OPEN);
+	if (!closed || !open_ || !bopen)
+		return;
+	char buf[512];
+	make_msg(buf, sizeof(buf), 1, "closed");
+	imp_verdict_t v;
+
+	/* The spool becomes unwritable: no file of this process may grow
+	 * (root ignores directory permissions, so chmod would prove
+	 * nothing).  Nothing is printed until the limit is lifted: our own
+	 * stderr may be a file too. */
+	struct rlimit old, tiny;
+	getrlimit(RLIMIT_FSIZE, &old);
+	tiny = old;
+	tiny.rlim_cur = 1;
+	signal(SIGXFSZ, SIG_IGN);
+	int lim_rc = setrlimit(RLIMIT_FSIZE, &tiny);
+
+	int rc[6];
+	uint64_t seq[2] = {99, 99};
+	imp_archive_stats_t st_closed, st_open, st_bopen;
+	rc[0] = judge_submit(closed, buf, strlen(buf), &v, &seq[0]);
+	imp_verdict_clear(&v);
+	/* Refused at once now that the writer flagged it unrecordable. */
+	rc[1] = judge_submit(closed, buf, strlen(buf), &v, &seq[1]);
+	imp_verdict_clear(&v);
+	imp_archive_stats(closed, &st_closed);
+	rc[2] = judge_submit(open_, buf, strlen(buf), &v, NULL);
+	imp_verdict_clear(&v);
+	rc[3] = judge_submit(open_, buf, strlen(buf), &v, NULL);
+	imp_verdict_clear(&v);
+	imp_archive_stats(open_, &st_open);
+	/* Batched fail-open: accepted, then dropped and counted. */
+	int bok = 0;
+	for (int i = 0; i < 5; i++) {
+		if (judge_submit(bopen, buf, strlen(buf), &v, NULL) == IMP_OK)
+			bok++;
+		imp_verdict_clear(&v);
+	}
+	for (int i = 0; i < 300; i++) {
+		imp_archive_stats(bopen, &st_bopen);
+		if (st_bopen.lost == 5)
+			break;
+		usleep(10000);
+	}
+	rc[4] = setrlimit(RLIMIT_FSIZE, &old);
+
+	CHECK_INT(lim_rc, 0);
+	CHECK_INT(rc[4], 0);
+	CHECK_INT(rc[0], IMP_ERR_IO);
+	CHECK_INT(seq[0], 0);
+	CHECK_INT(rc[1], IMP_ERR_IO);
+	CHECK_INT(seq[1], 0);
+	CHECK_INT(st_closed.refused, 2);
+	CHECK_INT(st_closed.lost, 0);
+	CHECK_INT(st_closed.connected, 0);
+	CHECK_INT(rc[2], IMP_OK);
+	CHECK_INT(rc[3], IMP_OK);
+	CHECK_INT(st_open.lost, 2);
+	CHECK_INT(st_open.refused, 0);
+	CHECK_INT(bok, 5);
+	CHECK_INT(st_bopen.lost, 5);
+	CHECK_INT(st_bopen.refused, 0);
+
+	imp_archive_close(closed, 500);
+	imp_archive_close(open_, 500);
+	imp_archive_close(bopen, 500);
+
+	/* Nothing half-written: after recovery the chain starts at 1. */
+	pg_start();
+	closed = open_archive("closed", IMP_DURABILITY_STRICT, IMP_FAIL_CLOSED);
+	if (!closed)
+		return;
+	uint64_t s1 = 0;
+	CHECK_INT(judge_submit(closed, buf, strlen(buf), &v, &s1), IMP_OK);
+	imp_verdict_clear(&v);
+	CHECK_INT(s1, 1);
+	CHECK_INT(imp_archive_flush(closed, 10000), IMP_OK);
+	imp_archive_close(closed, 5000);
+	check_seqs("closed", 1);
+}
+
+/* ---- kill -9 mid-stream in strict mode ------------------------------------------------ */
+
+/* The child submits with PostgreSQL down (every record goes through the
+ * spool) and reports each sequence number whose submit returned; the
+ * parent kills it mid-stream.  After a restart every reported record must
+ * reach PostgreSQL. */
+static void test_crash(void)
+{
+	pg_stop();
+	int fds[2];
+	CHECK_INT(pipe(fds), 0);
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid == 0) {
+		close(fds[0]);
+		imp_archive_t *ar = open_archive("crash", IMP_DURABILITY_STRICT,
+						 IMP_FAIL_CLOSED);
+		for (int i = 0; ar && i < 1000000; i++) {
+			char buf[512];
+			make_msg(buf, sizeof(buf), i, "crash");
+			imp_verdict_t v;
+			uint64_t seq = 0;
+			if (judge_submit(ar, buf, strlen(buf), &v, &seq) ==
+			    IMP_OK) {
+				if (write(fds[1], &seq, sizeof(seq)) !=
+				    sizeof(seq))
+					_exit(3);
+			}
+			imp_verdict_clear(&v);
+		}
+		_exit(2);
+	}
+	close(fds[1]);
+	uint64_t seq = 0, max_acked = 0, n_acked = 0;
+	while (read(fds[0], &seq, sizeof(seq)) == sizeof(seq)) {
+		if (seq != n_acked + 1)
+			break;
+		n_acked++;
+		max_acked = seq;
+		if (n_acked == 3000)
+			kill(pid, SIGKILL);
+	}
+	close(fds[0]);
+	int status = 0;
+	waitpid(pid, &status, 0);
+	CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	CHECK(n_acked >= 3000);
+	CHECK_INT(max_acked, n_acked);
+
+	pg_start();
+	imp_archive_t *ar =
+		open_archive("crash", IMP_DURABILITY_STRICT, IMP_FAIL_CLOSED);
+	if (!ar)
+		return;
+	CHECK_INT(imp_archive_flush(ar, 60000), IMP_OK);
+	imp_archive_stats_t st;
+	imp_archive_stats(ar, &st);
+	CHECK(st.replayed >= n_acked);
+	CHECK(st.last_seq >= max_acked);
+	imp_archive_close(ar, 5000);
+	char q[160];
+	snprintf(q, sizeof(q),
+		 "SELECT count(*) FROM impolicy.stanza WHERE node = $1 "
+		 "AND seq <= %llu",
+		 (unsigned long long)max_acked);
+	CHECK_INT(admin_num(q, "crash"), (long long)max_acked);
+	check_seqs("crash", (long long)st.last_seq);
+}
+
+/* ---- DSN file, HMAC chain, 1 MiB stanza --------------------------------------------- */
+
+static void test_dsn_file_hmac_big(void)
+{
+	char path[512], dir[512];
+	snprintf(path, sizeof(path), "%s/dsn.conf", g_tmp);
+	snprintf(dir, sizeof(dir), "%s/spool-keyed", g_tmp);
+	FILE *f = fopen(path, "w");
+	CHECK(f != NULL);
+	if (!f)
+		return;
+	fprintf(f, "%s\n", g_writer_dsn);
+	fclose(f);
+	static const unsigned char key[] = "0123456789abcdef0123456789abcdef";
+	imp_archive_config_t cfg;
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.version = IMP_ARCHIVE_CONFIG_VERSION;
+	cfg.dsn_file = path;
+	cfg.node = "keyed";
+	cfg.spool_dir = dir;
+	cfg.durability = IMP_DURABILITY_STRICT;
+	cfg.hmac_key = key;
+	cfg.hmac_key_len = sizeof(key) - 1;
+	cfg.hmac_key_id = "k1";
+	imp_archive_t *ar = NULL;
+	CHECK_INT(imp_archive_open(g_ctx, &cfg, &ar), IMP_OK);
+	if (!ar)
+		return;
+	size_t big_len = (1u << 20) + 100;
+	char *big = malloc(big_len + 1);
+	int head = snprintf(big, big_len,
+			    "<message from='a@acme.example/x' "
+			    "to='b@acme.example'><body>");
+	memset(big + head, 'z', big_len - (size_t)head);
+	memcpy(big + big_len - 17, "</body></message>", 17);
+	imp_verdict_t v;
+	uint64_t seq = 0;
+	CHECK_INT(judge_submit(ar, big, big_len, &v, &seq), IMP_OK);
+	imp_verdict_clear(&v);
+	CHECK_INT(seq, 1);
+	char buf[512];
+	make_msg(buf, sizeof(buf), 2, "flagword");
+	CHECK_INT(judge_submit(ar, buf, strlen(buf), &v, &seq), IMP_OK);
+	imp_verdict_clear(&v);
+	CHECK_INT(seq, 2);
+	CHECK_INT(imp_archive_flush(ar, 20000), IMP_OK);
+	imp_archive_close(ar, 5000);
+	CHECK_INT(admin_num("SELECT count(*) FROM impolicy.stanza WHERE node = "
+			    "$1 AND hash_alg = 'hmac-sha256' AND key_id = 'k1'",
+			    "keyed"),
+		  2);
+	char q[256];
+	snprintf(q, sizeof(q),
+		 "SELECT octet_length(raw_xml) FROM impolicy.stanza "
+		 "WHERE node = $1 AND seq = 1");
+	CHECK_INT(admin_num(q, "keyed"), (long long)big_len);
+	/* The database cannot check keyed hashes, only the links. */
+	CHECK_INT(admin_num("SELECT count(*) FROM impolicy.verify_chain($1) "
+			    "WHERE problem = 'unverifiable-hmac'",
+			    "keyed"),
+		  2);
+	CHECK_INT(admin_num("SELECT count(*) FROM impolicy.verify_chain($1) "
+			    "WHERE problem <> 'unverifiable-hmac'",
+			    "keyed"),
+		  0);
+	free(big);
+}
+
+static void test_invalid(void)
+{
+	imp_archive_config_t cfg;
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.version = IMP_ARCHIVE_CONFIG_VERSION;
+	cfg.dsn = g_writer_dsn;
+	imp_archive_t *ar = (imp_archive_t *)&cfg;
+	CHECK_INT(imp_archive_open(g_ctx, &cfg, &ar), IMP_ERR_INVALID);
+	CHECK(ar == NULL);
+	/* A spool "directory" that is a regular file. */
+	char path[512];
+	snprintf(path, sizeof(path), "%s/not-a-dir", g_tmp);
+	FILE *f = fopen(path, "w");
+	if (f)
+		fclose(f);
+	cfg.node = "bad";
+	cfg.spool_dir = path;
+	CHECK_INT(imp_archive_open(g_ctx, &cfg, &ar), IMP_ERR_IO);
+	CHECK(ar == NULL);
+}
+
+int main(void)
+{
+	g_dsn = getenv("IMP_TEST_DSN");
+	g_admin = getenv("IMP_TEST_ADMIN_DSN");
+	g_stop = getenv("IMP_TEST_PGCTL_STOP");
+	g_start = getenv("IMP_TEST_PGCTL_START");
+	g_tmp = getenv("IMP_TEST_TMP");
+	if (!g_dsn || !g_admin || !g_stop || !g_start || !g_tmp) {
+		fprintf(stderr, "test_writer: run me through with-pg.sh\n");
+		return 1;
+	}
+	/* A password in the DSN (ignored by trust auth) that must never
+	 * appear in a log line. */
+	snprintf(g_writer_dsn, sizeof(g_writer_dsn), "%s password=%s", g_dsn,
+		 SECRET);
+	imp_ctx_config_t cc;
+	memset(&cc, 0, sizeof(cc));
+	cc.version = IMP_CTX_CONFIG_VERSION;
+	cc.log = test_log;
+	cc.log_level = IMP_LOG_DEBUG;
+	CHECK_INT(imp_ctx_new(&cc, &g_ctx), IMP_OK);
+	CHECK_INT(imp_eval_new(g_ctx, &g_ev), IMP_OK);
+	g_pol = load_policy();
+	CHECK(g_pol != NULL);
+	if (!g_ctx || !g_ev || !g_pol)
+		return CHECK_DONE();
+
+	test_invalid();
+	test_round_trip();
+	test_writer_privileges();
+	test_dsn_file_hmac_big();
+	test_outage();
+	test_restart_while_down();
+	test_crash();
+	test_fail_modes();
+	CHECK(!g_secret_logged);
+
+	imp_policy_unref(g_pol);
+	imp_eval_free(g_ev);
+	imp_ctx_free(g_ctx);
+	return CHECK_DONE();
+}
