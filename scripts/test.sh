@@ -4,7 +4,8 @@
 #   2. check formatting against .clang-format
 #   3. release build with -Werror, all tests through ctest
 #   4. ASan+UBSan build, all tests through ctest
-#   5. TSan build, the concurrency tests (policy reload under evaluation)
+#   5. TSan build, the concurrency tests (policy reload under evaluation,
+#      escalation state, the archive writer thread)
 #   6. clang libFuzzer build, each fuzzer briefly on its seed corpus
 # Build trees live under build/ in the checkout.  Any failure stops the run
 # with a non-zero exit.
@@ -33,10 +34,10 @@ cmake --build build/asan -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	ctest --test-dir build/asan --output-on-failure -j"$jobs"
 
-step "TSan build + concurrency tests"
+step "TSan build + concurrency tests (reload, state, archive writer)"
 cmake -S . -B build/tsan -DCMAKE_BUILD_TYPE=Debug -DIMP_WERROR=ON -DIMP_TSAN=ON -DIMP_BENCH=OFF >/dev/null
 cmake --build build/tsan -j"$jobs"
-TSAN_OPTIONS=halt_on_error=1 ctest --test-dir build/tsan --output-on-failure -R 'reload|policy|state'
+TSAN_OPTIONS=halt_on_error=1 ctest --test-dir build/tsan --output-on-failure -R 'reload|policy|state|archive\.writer'
 
 step "libFuzzer build + short fuzz runs"
 CC=clang cmake -S . -B build/fuzz -DCMAKE_BUILD_TYPE=Debug -DIMP_WERROR=ON -DIMP_FUZZ=ON -DIMP_SANITIZE=ON -DIMP_BENCH=OFF >/dev/null
