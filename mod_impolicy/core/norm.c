@@ -87,6 +87,9 @@
 #include "norm.h"
 
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include <utf8proc.h>
 
@@ -330,6 +333,52 @@ static size_t norm_w_chain(const norm_words_t *w, size_t p, size_t *end,
 	return members;
 }
 
+#if defined(__SSE2__)
+/* The letter loop of norm_words_run() sixteen bytes at a time, for text
+ * without a map (output offsets are input offsets).  Takes the leading run
+ * of ASCII letters of in[0..16): writes them lowered to o and their offsets
+ * base.. to om, and returns how many it took.  It stops before the third
+ * letter of three equal ones (W6 squeezes it) and takes nothing when the
+ * first letter continues the caller's run (run, last), so the scalar loop
+ * makes every squeeze decision.  o and om need room for 16 entries (the
+ * output never runs ahead of the input); only the first k are meaningful. */
+static inline size_t norm_alpha_block(const unsigned char *in, char *o,
+				      uint32_t *om, uint32_t base, unsigned run,
+				      uint32_t last)
+{
+	__m128i v = _mm_loadu_si128((const __m128i *)in);
+	__m128i l = _mm_or_si128(v, _mm_set1_epi8(0x20));
+	/* (c | 0x20) is in 'a'..'z' exactly for ASCII letters; bytes >= 0x80
+	 * are negative in this signed compare and fall out. */
+	__m128i al = _mm_and_si128(_mm_cmpgt_epi8(l, _mm_set1_epi8('a' - 1)),
+				   _mm_cmplt_epi8(l, _mm_set1_epi8('z' + 1)));
+	unsigned am = (unsigned)_mm_movemask_epi8(al);
+	size_t k = am == 0xFFFF ? 16 : (size_t)__builtin_ctz(~am);
+	if (k == 0)
+		return 0;
+	if (run > 0 && (uint32_t)(in[0] | 0x20) == last)
+		return 0;
+	if (k >= 3) {
+		/* bit i: l[i] == l[i+1]; a triple starts where two such
+		 * bits are adjacent */
+		unsigned e = (unsigned)_mm_movemask_epi8(
+			_mm_cmpeq_epi8(l, _mm_srli_si128(l, 1)));
+		unsigned t = e & (e >> 1) & ((1u << (k - 2)) - 1);
+		if (t)
+			k = (size_t)__builtin_ctz(t) + 2;
+	}
+	_mm_storeu_si128((__m128i *)o, l);
+	__m128i idx = _mm_add_epi32(_mm_set1_epi32((int)base),
+				    _mm_setr_epi32(0, 1, 2, 3));
+	const __m128i four = _mm_set1_epi32(4);
+	for (int i = 0; i < 4; i++) {
+		_mm_storeu_si128((__m128i *)(om + 4 * i), idx);
+		idx = _mm_add_epi32(idx, four);
+	}
+	return k;
+}
+#endif
+
 /* Runs W3..W7 over in[0..n) (valid UTF-8 whose non-ASCII characters are
  * all word characters) into o/om, which have room for n + 1 entries.
  * Returns the output length. */
@@ -395,6 +444,34 @@ static NORM_INLINE size_t norm_words_run(const unsigned char *in,
 			unsigned run = w.run;
 			uint32_t last = w.last;
 			for (;;) {
+#if defined(__SSE2__)
+				/* ASCII text (no map): a whole run of
+				 * letters at once, which also spares the
+				 * mispredicted branch at each word's end. */
+				if (!imap && n - p >= 16) {
+					size_t k = norm_alpha_block(
+						in + p, o + olen, om + olen,
+						(uint32_t)p, run, last);
+					if (k) {
+						unsigned char l1 =
+							(unsigned char)
+								o[olen + k - 1];
+						bool pair =
+							k >= 2 &&
+							(unsigned char)o[olen +
+									 k -
+									 2] ==
+								l1;
+						olen += k;
+						p += k;
+						run = pair ? 2 : 1;
+						last = l1;
+						if (p >= n)
+							break;
+						continue;
+					}
+				}
+#endif
 				unsigned c = in[p];
 				int c2 = norm_wtab[c];
 				if (c2 == NORM_W_ALPHA) {
