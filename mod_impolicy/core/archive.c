@@ -55,8 +55,16 @@
  *    The archive is then 'unrecordable' for a backoff period during which
  *    submit refuses (or, fail-open, drops and counts) immediately.
  *
+ *  - Poison rows: a batch refused for a data reason (SQLSTATE class 22/23)
+ *    is retried row by row; good rows commit, each refused row goes to
+ *    the fsynced quarantine file (imp_spool_quarantine), is logged with
+ *    its SQLSTATE (never its body) and counted in `quarantined`, so that
+ *    one bad row never holds up the stream behind it.
+ *  - open never guesses the chain head: with none in the spool and
+ *    PostgreSQL unreachable it fails (IMP_ERR_IO) unless cfg->new_node.
+ *
  * Invariants: every seq in 1..last_seq that was reported durable is in
- * PostgreSQL or in the spool; records reach PostgreSQL in seq order; the
+ * PostgreSQL, the spool or the quarantine file; records reach PostgreSQL in seq order; the
  * chain head (spool head file) never goes backwards.
  *
  * Threading: submit/flush/stats may be called from any thread; all shared
@@ -198,7 +206,7 @@ struct imp_archive_s {
 	unsigned flush_waiters;
 	int connected;
 	uint64_t n_submitted, n_written, n_spooled, n_replayed, n_refused,
-		n_lost;
+		n_lost, n_quarantined;
 
 	/* ---- writer thread only (and open before it starts) ---- */
 	pthread_t thread;
@@ -554,15 +562,28 @@ static bool arc_pg_send_records(imp_archive_t *ar, imp_record_t *const *recs,
 	return true;
 }
 
+/* What a commit attempt came to. */
+enum {
+	ARC_COMMIT_OK = 0,
+	/* Server away, or any failure not known to be about the data: the
+	 * connection is marked down (reset with backoff) and the records
+	 * are retried later from the spool. */
+	ARC_COMMIT_DOWN = 1,
+	/* PostgreSQL refused the batch for a data reason (SQLSTATE class 22
+	 * "data exception" or 23 "integrity constraint violation"): retrying
+	 * the same rows can never succeed, the connection is fine. */
+	ARC_COMMIT_DATA = 2,
+};
+
 /* Commits records (stanzas and flags) in one pipeline = one implicit
- * transaction.  true when committed.  On failure the connection is
- * marked down (reset with backoff): whether the server went away or
- * refused a row, the batch goes to the spool and is retried later. */
-static bool arc_pg_commit(imp_archive_t *ar, imp_record_t *const *recs,
-			  size_t n)
+ * transaction.  ARC_COMMIT_OK when committed; on failure see above.  err
+ * (errlen bytes) receives "[SQLSTATE] primary message" -- never the
+ * DETAIL, which for a CHECK violation quotes the row, i.e. the body. */
+static int arc_pg_commit(imp_archive_t *ar, imp_record_t *const *recs, size_t n,
+			 char *errbuf, size_t errlen)
 {
 	if (!ar->conn_ok)
-		return false;
+		return ARC_COMMIT_DOWN;
 	int64_t now = imp_ctx_now(ar->ctx);
 	if (arc_month_of(now) != ar->parts_month)
 		arc_pg_partitions(ar);
@@ -570,7 +591,7 @@ static bool arc_pg_commit(imp_archive_t *ar, imp_record_t *const *recs,
 		arc_log_pq(ar, IMP_LOG_WARN, "pipeline mode",
 			   PQerrorMessage(ar->conn));
 		arc_pg_mark_down(ar);
-		return false;
+		return ARC_COMMIT_DOWN;
 	}
 	size_t sent = 0;
 	bool ok = true;
@@ -578,7 +599,8 @@ static bool arc_pg_commit(imp_archive_t *ar, imp_record_t *const *recs,
 	if (ok)
 		ok = PQpipelineSync(ar->conn) == 1;
 	const char *err = NULL;
-	char errbuf[512] = "";
+	bool data_err = false;
+	errbuf[0] = '\0';
 	if (ok) {
 		/* One result (then NULL) per statement, then the sync. */
 		size_t nulls = 0;
@@ -605,10 +627,14 @@ static bool arc_pg_commit(imp_archive_t *ar, imp_record_t *const *recs,
 				 * adds it). */
 				const char *state = PQresultErrorField(
 					res, PG_DIAG_SQLSTATE);
-				snprintf(errbuf, sizeof(errbuf), "[%s] %s",
-					 state ? state : "?",
-					 PQresultErrorMessage(res));
+				const char *msg = PQresultErrorField(
+					res, PG_DIAG_MESSAGE_PRIMARY);
+				snprintf(errbuf, errlen, "[%s] %s",
+					 state ? state : "?", msg ? msg : "?");
 				err = errbuf;
+				data_err = state &&
+					   (strncmp(state, "22", 2) == 0 ||
+					    strncmp(state, "23", 2) == 0);
 			}
 			PQclear(res);
 		}
@@ -616,13 +642,66 @@ static bool arc_pg_commit(imp_archive_t *ar, imp_record_t *const *recs,
 	if (PQstatus(ar->conn) == CONNECTION_OK &&
 	    !PQexitPipelineMode(ar->conn))
 		ok = false;
-	if (!ok) {
-		arc_log_pq(ar, IMP_LOG_WARN,
-			   "commit failed; records go to the spool",
-			   err ? err : PQerrorMessage(ar->conn));
-		arc_pg_mark_down(ar);
+	if (ok)
+		return ARC_COMMIT_OK;
+	if (data_err && PQstatus(ar->conn) == CONNECTION_OK &&
+	    PQtransactionStatus(ar->conn) == PQTRANS_IDLE)
+		return ARC_COMMIT_DATA;
+	arc_log_pq(ar, IMP_LOG_WARN, "commit failed; records go to the spool",
+		   err ? err : PQerrorMessage(ar->conn));
+	arc_pg_mark_down(ar);
+	return ARC_COMMIT_DOWN;
+}
+
+/* Commits recs[0, n) in order, isolating rows PostgreSQL refuses for a data
+ * reason: the batch first (the common case, one transaction); on a data
+ * error, row by row, each in its own transaction, so that the good rows
+ * commit and each bad one goes to the quarantine file (durable before we
+ * go on; logged with its SQLSTATE, never its body).  *done receives how
+ * many leading records are settled (committed or quarantined), *quar how
+ * many of those were quarantined.  Returns ARC_COMMIT_OK when all n are
+ * settled, else ARC_COMMIT_DOWN (the rest stay for the spool/replay). */
+static int arc_pg_commit_isolating(imp_archive_t *ar, imp_record_t *const *recs,
+				   size_t n, size_t *done, uint64_t *quar)
+{
+	char err[512];
+	*done = 0;
+	*quar = 0;
+	int rc = arc_pg_commit(ar, recs, n, err, sizeof(err));
+	if (rc != ARC_COMMIT_DATA) {
+		*done = rc == ARC_COMMIT_OK ? n : 0;
+		return rc;
 	}
-	return ok;
+	imp_log(ar->ctx, IMP_LOG_WARN,
+		"archive %s: PostgreSQL refused a batch of %zu from seq %llu "
+		"for a data reason (%s); retrying row by row",
+		ar->node, n, (unsigned long long)recs[0]->seq, err);
+	for (size_t i = 0; i < n; i++) {
+		rc = arc_pg_commit(ar, &recs[i], 1, err, sizeof(err));
+		if (rc == ARC_COMMIT_DATA) {
+			if (imp_spool_quarantine(ar->spool, recs[i]) !=
+			    IMP_OK) {
+				imp_log(ar->ctx, IMP_LOG_ERROR,
+					"archive %s: seq %llu refused by "
+					"PostgreSQL (%s) and the quarantine "
+					"file cannot take it; kept for retry",
+					ar->node,
+					(unsigned long long)recs[i]->seq, err);
+				arc_pg_mark_down(ar); /* retry after backoff */
+				return ARC_COMMIT_DOWN;
+			}
+			imp_log(ar->ctx, IMP_LOG_ERROR,
+				"archive %s: seq %llu refused by PostgreSQL "
+				"(%s): moved to %s/%s.quarantine",
+				ar->node, (unsigned long long)recs[i]->seq, err,
+				ar->spool_dir, ar->node);
+			(*quar)++;
+		} else if (rc != ARC_COMMIT_OK) {
+			return ARC_COMMIT_DOWN;
+		}
+		*done = i + 1;
+	}
+	return ARC_COMMIT_OK;
 }
 
 /* ---- the writer thread ------------------------------------------------------- */
@@ -725,23 +804,43 @@ static void arc_write_batch(imp_archive_t *ar, arc_item_t *items, size_t n,
 	bool spool_empty = ar->spool_pending == 0;
 	pthread_mutex_unlock(&ar->mu);
 
-	if (chained > 0 && !force_spool && spool_empty &&
-	    arc_pg_commit(ar, recs, chained)) {
-		ar->head = h;
-		if (imp_spool_set_head(ar->spool, &ar->head) != IMP_OK)
-			imp_log(ar->ctx, IMP_LOG_WARN,
-				"archive %s: cannot persist the chain head",
-				ar->node);
-		pthread_mutex_lock(&ar->mu);
-		arc_finish(ar, items, chained, IMP_OK);
-		ar->n_written += chained;
-		ar->committed_seq = h.seq;
-		ar->inflight -= n;
-		pthread_cond_broadcast(&ar->cv_done);
-		pthread_mutex_unlock(&ar->mu);
-		if (chained < n)
-			arc_rewind(ar, items, chained, n);
-		return;
+	size_t done = 0;
+	uint64_t quar = 0;
+	if (chained > 0 && !force_spool && spool_empty) {
+		arc_pg_commit_isolating(ar, recs, chained, &done, &quar);
+		if (done > 0) {
+			const imp_record_t *last = recs[done - 1];
+			ar->head.seq = last->seq;
+			ar->head.ts_us = last->ts_us;
+			memcpy(ar->head.hash, last->rec_hash, IMP_HASH_LEN);
+			if (imp_spool_set_head(ar->spool, &ar->head) != IMP_OK)
+				imp_log(ar->ctx, IMP_LOG_WARN,
+					"archive %s: cannot persist the chain "
+					"head",
+					ar->node);
+			pthread_mutex_lock(&ar->mu);
+			ar->committed_seq = last->seq; /* before the free */
+			/* Quarantined records are durable too (fsynced
+			 * quarantine file): their submitters get IMP_OK. */
+			arc_finish(ar, items, done, IMP_OK);
+			ar->n_written += done - quar;
+			ar->n_quarantined += quar;
+			ar->inflight -= done;
+			pthread_cond_broadcast(&ar->cv_done);
+			pthread_mutex_unlock(&ar->mu);
+		}
+		if (done == chained) {
+			if (chained < n)
+				arc_rewind(ar, items, chained, n);
+			return;
+		}
+		/* The rest (PostgreSQL went away mid-batch) goes to the
+		 * spool, in order. */
+		items += done;
+		n -= done;
+		chained -= done;
+		for (size_t i = 0; i < chained; i++)
+			recs[i] = items[i].r;
 	}
 
 	/* The spool: append the batch, one fdatasync for all of it. */
@@ -801,7 +900,10 @@ static bool arc_replay(imp_archive_t *ar)
 		arc_refresh_spool_stats(ar);
 		return false;
 	}
-	bool ok = arc_pg_commit(ar, recs, n);
+	size_t all = n;
+	uint64_t quar = 0;
+	arc_pg_commit_isolating(ar, recs, all, &n, &quar);
+	bool ok = n > 0;
 	if (ok) {
 		if (imp_spool_consume(ar->spool, n) != IMP_OK)
 			imp_log(ar->ctx, IMP_LOG_WARN,
@@ -815,10 +917,15 @@ static bool arc_replay(imp_archive_t *ar)
 		uint64_t pending = imp_spool_pending(ar->spool);
 		uint64_t bytes = imp_spool_bytes(ar->spool);
 		pthread_mutex_lock(&ar->mu);
-		ar->n_replayed += n;
-		ar->n_written += n;
+		ar->n_replayed += n - quar;
+		ar->n_written += n - quar;
+		ar->n_quarantined += quar;
 		if (recs[n - 1]->seq > ar->committed_seq)
 			ar->committed_seq = recs[n - 1]->seq;
+		/* Spool empty: everything up to the chain head is settled
+		 * (re-injected quarantine segments end below the head). */
+		if (pending == 0 && ar->head.seq > ar->committed_seq)
+			ar->committed_seq = ar->head.seq;
 		ar->spool_oldest_ts = recs[n - 1]->ts_us;
 		ar->spool_pending = pending;
 		ar->spool_bytes_now = bytes;
@@ -829,7 +936,7 @@ static bool arc_replay(imp_archive_t *ar)
 				"archive %s: spool replayed up to seq %llu",
 				ar->node, (unsigned long long)recs[n - 1]->seq);
 	}
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < all; i++)
 		imp_record_free(ar->ctx, recs[i]);
 	return ok;
 }
@@ -991,9 +1098,11 @@ static int arc_load_dsn(imp_archive_t *ar, const imp_archive_config_t *cfg)
 }
 
 /* Learns the chain head from PostgreSQL (used when the spool knows none,
- * and to never fall behind what the database holds). */
-static void arc_pg_chain_head(imp_archive_t *ar)
+ * and to never fall behind what the database holds).  true when the
+ * database answered (an empty answer means: no record of this node). */
+static bool arc_pg_chain_head(imp_archive_t *ar)
 {
+	bool ok = false;
 	const char *v[1] = {ar->node};
 	PGresult *res = PQexecParams(
 		ar->conn,
@@ -1004,6 +1113,7 @@ static void arc_pg_chain_head(imp_archive_t *ar)
 		arc_log_pq(ar, IMP_LOG_WARN, "writer_chain_head",
 			   PQerrorMessage(ar->conn));
 	} else if (PQntuples(res) == 1) {
+		ok = true;
 		uint64_t seq = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
 		const char *hex = PQgetvalue(res, 0, 2);
 		if (seq > ar->head.seq && strlen(hex) == 2 * IMP_HASH_LEN) {
@@ -1016,8 +1126,11 @@ static void arc_pg_chain_head(imp_archive_t *ar)
 				ar->head.hash[i] = (unsigned char)x;
 			}
 		}
+	} else {
+		ok = true; /* no row: the node has no record yet */
 	}
 	PQclear(res);
+	return ok;
 }
 
 int imp_archive_open(imp_ctx_t *ctx, const imp_archive_config_t *cfg,
@@ -1096,14 +1209,32 @@ int imp_archive_open(imp_ctx_t *ctx, const imp_archive_config_t *cfg,
 	}
 
 	/* Connect now so that a writer without local state learns the chain
-	 * head before the first sequence number is handed out. */
-	if (arc_pg_connect(ar))
-		arc_pg_chain_head(ar);
-	else if (ar->head.seq == 0)
+	 * head before the first sequence number is handed out.  Without a
+	 * head from either side, starting at seq 1 would reuse numbers the
+	 * archive may already hold (duplicate (node, seq) rows with another
+	 * ts: a corrupt chain), so that is done only for a node declared new;
+	 * otherwise open fails closed and the host must not start recording
+	 * until PostgreSQL is reachable. */
+	bool head_known = ar->head.seq > 0;
+	if (arc_pg_connect(ar) && arc_pg_chain_head(ar))
+		head_known = true;
+	if (!head_known) {
+		if (!cfg->new_node) {
+			imp_log(ctx, IMP_LOG_ERROR,
+				"archive %s: no chain head in the spool and "
+				"PostgreSQL unreachable: refusing to record "
+				"(sequence numbers could be reused); retry "
+				"when "
+				"PostgreSQL is up, or declare the node new",
+				ar->node);
+			arc_free(ar);
+			return IMP_ERR_IO;
+		}
 		imp_log(ctx, IMP_LOG_WARN,
-			"archive %s: no chain head in the spool and PostgreSQL "
-			"unreachable: starting at seq 1",
+			"archive %s: new node, PostgreSQL unreachable: "
+			"starting at seq 1",
 			ar->node);
+	}
 
 	ar->last_seq = ar->head.seq;
 	ar->last_ts = ar->head.ts_us;
@@ -1271,6 +1402,7 @@ void imp_archive_stats(imp_archive_t *ar, imp_archive_stats_t *st)
 	st->replayed = ar->n_replayed;
 	st->refused = ar->n_refused;
 	st->lost = ar->n_lost;
+	st->quarantined = ar->n_quarantined;
 	st->spool_bytes = ar->spool_bytes_now;
 	st->connected = ar->connected;
 	st->last_seq = ar->last_seq;

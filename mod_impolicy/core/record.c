@@ -119,33 +119,41 @@ static size_t rec_utf8_seq(const unsigned char *p, size_t n)
 	return len;
 }
 
+/* Length of the longest prefix of p[0..n) that is ASCII without NUL.
+ * Why: record text is overwhelmingly ASCII, and validating it byte by byte
+ * through rec_utf8_seq dominated imp_record_build; eight bytes at a time
+ * (no byte >= 0x80, no zero byte: the classic haszero test) is ~8x faster,
+ * and only the non-ASCII parts go through the full UTF-8 check. */
+static size_t rec_ascii_prefix(const unsigned char *p, size_t n)
+{
+	size_t i = 0;
+
+	while (n - i >= 8) {
+		uint64_t w;
+		memcpy(&w, p + i, 8);
+		if ((w & 0x8080808080808080u) ||
+		    ((w - 0x0101010101010101u) & ~w & 0x8080808080808080u))
+			break;
+		i += 8;
+	}
+	while (i < n && p[i] - 1u < 0x7Fu)
+		i++;
+	return i;
+}
+
 /* Bytes s[0..n) needs once every invalid byte became U+FFFD (3 bytes). */
 static size_t rec_clean_len(const char *s, size_t n)
 {
 	const unsigned char *p = (const unsigned char *)s;
 	size_t i = 0, out = 0;
 
-	while (i < n) {
-		size_t l;
-		/* Eight ASCII bytes, none NUL, at a time: the common case. */
-		while (n - i >= 8) {
-			uint64_t w;
-			memcpy(&w, p + i, 8);
-			if ((w & 0x8080808080808080u) ||
-			    ((w - 0x0101010101010101u) & ~w &
-			     0x8080808080808080u))
-				break;
-			i += 8;
-			out += 8;
-		}
+	for (;;) {
+		size_t a = rec_ascii_prefix(p + i, n - i);
+		i += a;
+		out += a;
 		if (i >= n)
 			break;
-		if (p[i] - 1u < 0x7Fu) {
-			i++;
-			out++;
-			continue;
-		}
-		l = rec_utf8_seq(p + i, n - i);
+		size_t l = rec_utf8_seq(p + i, n - i);
 		if (l) {
 			i += l;
 			out += l;
@@ -162,7 +170,13 @@ static char *rec_clean_copy(char *dst, const char *s, size_t n)
 	const unsigned char *p = (const unsigned char *)s;
 	size_t i = 0;
 
-	while (i < n) {
+	for (;;) {
+		size_t a = rec_ascii_prefix(p + i, n - i);
+		memcpy(dst, p + i, a);
+		dst += a;
+		i += a;
+		if (i >= n)
+			break;
 		size_t l = rec_utf8_seq(p + i, n - i);
 		if (l) {
 			memcpy(dst, p + i, l);
@@ -221,6 +235,7 @@ typedef struct rec_sizer_s {
 	size_t n;
 	bool overflow;
 	bool clean; /* sanitise UTF-8 */
+	bool dirty; /* some string needs sanitising (copy pass re-checks) */
 } rec_sizer_t;
 
 static void rec_size_add(rec_sizer_t *z, size_t n)
@@ -233,8 +248,10 @@ static void rec_size_add(rec_sizer_t *z, size_t n)
 static void rec_size_str(rec_sizer_t *z, const char *s)
 {
 	if (s) {
-		size_t n = strlen(s);
-		rec_size_add(z, (z->clean ? rec_clean_len(s, n) : n) + 1);
+		size_t n = strlen(s), c = z->clean ? rec_clean_len(s, n) : n;
+		if (c != n)
+			z->dirty = true;
+		rec_size_add(z, c + 1);
 	}
 }
 
@@ -262,7 +279,7 @@ static char *rec_put_str(char **pos, const char *s, bool clean)
 static imp_record_t *rec_pack(const imp_ctx_t *ctx, const imp_record_t *src,
 			      bool clean)
 {
-	rec_sizer_t z = {sizeof(rec_block_t), false, clean};
+	rec_sizer_t z = {sizeof(rec_block_t), false, clean, false};
 	size_t arrays, i;
 	rec_block_t *blk;
 	imp_record_t *r, tmp = *src;
@@ -288,6 +305,9 @@ static imp_record_t *rec_pack(const imp_ctx_t *ctx, const imp_record_t *src,
 	}
 	if (z.overflow)
 		return NULL;
+	/* The sizing pass validated every string: when all were clean the
+	 * copy pass is a plain memcpy (one UTF-8 scan per record, not two). */
+	clean = z.dirty;
 
 	blk = imp_malloc(ctx, z.n);
 	if (!blk)
@@ -403,7 +423,8 @@ int imp_record_build(const imp_ctx_t *ctx, const char *node, int64_t ts_us,
 	imp_record_flag_t *fl = fl_small;
 	void *heap = NULL;
 	char from_bare[REC_JID_MAX], to_bare[REC_JID_MAX];
-	char *conv = NULL;
+	/* Both bare JIDs fit (each < REC_JID_MAX): no heap block per build. */
+	char conv[2 * REC_JID_MAX];
 	size_t n = v->n_rules, nf = 0;
 	int rc = IMP_OK;
 
@@ -457,11 +478,6 @@ int imp_record_build(const imp_ctx_t *ctx, const char *node, int64_t ts_us,
 		}
 		la = strlen(a);
 		lb = strlen(b);
-		conv = imp_malloc(ctx, la + lb + 2);
-		if (!conv) {
-			rc = IMP_ERR_NOMEM;
-			goto done;
-		}
 		memcpy(conv, a, la);
 		conv[la] = ' ';
 		memcpy(conv + la + 1, b, lb + 1);
@@ -507,8 +523,6 @@ int imp_record_build(const imp_ctx_t *ctx, const char *node, int64_t ts_us,
 	*out = rec_pack(ctx, &t, true);
 	if (!*out)
 		rc = IMP_ERR_NOMEM;
-done:
-	imp_mfree(ctx, conv);
 	imp_mfree(ctx, heap);
 	return rc;
 }

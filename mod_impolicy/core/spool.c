@@ -1140,3 +1140,98 @@ int imp_spool_consume(imp_spool_t *sp, size_t n)
 	}
 	return IMP_OK;
 }
+
+/* ---- quarantine ---------------------------------------------------------- */
+
+/* Records PostgreSQL refused for a data reason leave the replay stream (so
+ * that one bad row cannot hold up everything behind it) but are never
+ * dropped: each is appended, in the segment frame format, to
+ * DIR/NODE.quarantine and made durable before the caller moves on. */
+int imp_spool_quarantine(imp_spool_t *sp, const imp_record_t *r)
+{
+	size_t plen = strlen(sp->dir) + strlen(sp->node) + 16;
+	char *path = imp_malloc(sp->ctx, plen);
+	unsigned char *f;
+	size_t n;
+	struct stat sb;
+	int fd, rc = IMP_OK;
+	bool created;
+
+	if (!path)
+		return IMP_ERR_NOMEM;
+	snprintf(path, plen, "%s/%s.quarantine", sp->dir, sp->node);
+	imp_buf_reset(&sp->ser);
+	imp_buf_append(&sp->ser, "\0\0\0\0\0\0\0\0\0\0\0\0", SPOOL_FRAME_HDR);
+	imp_record_serialize(r, &sp->ser);
+	if (sp->ser.oom) {
+		imp_mfree(sp->ctx, path);
+		return IMP_ERR_NOMEM;
+	}
+	n = sp->ser.len - SPOOL_FRAME_HDR;
+	if (n > UINT32_MAX) {
+		imp_mfree(sp->ctx, path);
+		return IMP_ERR_IO;
+	}
+	f = (unsigned char *)sp->ser.data;
+	memcpy(f, SPOOL_MAGIC, 4);
+	spool_put32(f + 4, (uint32_t)n);
+	spool_put32(f + 8, imp_crc32c(0, f + SPOOL_FRAME_HDR, n));
+
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	created = fd < 0;
+	if (fd < 0)
+		fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0 || fstat(fd, &sb) != 0) {
+		imp_log(sp->ctx, IMP_LOG_ERROR, "spool: quarantine %s: %s",
+			path, strerror(errno));
+		rc = IMP_ERR_IO;
+		goto out;
+	}
+	/* Written at the current end, never past a torn frame we would not
+	 * be able to read back: a failed write is truncated away. */
+	if (!spool_pwrite(fd, f, sp->ser.len, (uint64_t)sb.st_size) ||
+	    fdatasync(fd) != 0 || (created && fsync(sp->dirfd) != 0)) {
+		imp_log(sp->ctx, IMP_LOG_ERROR, "spool: quarantine %s: %s",
+			path, strerror(errno));
+		if (ftruncate(fd, sb.st_size) != 0)
+			imp_log(sp->ctx, IMP_LOG_ERROR,
+				"spool: %s: truncate: %s", path,
+				strerror(errno));
+		rc = IMP_ERR_IO;
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+	imp_mfree(sp->ctx, path);
+	return rc;
+}
+
+int imp_spool_quarantine_count(const char *path, uint64_t *records)
+{
+	unsigned char hdr[SPOOL_FRAME_HDR];
+	struct stat sb;
+	uint64_t off = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC), rc = IMP_OK;
+
+	*records = 0;
+	if (fd < 0)
+		return errno == ENOENT ? IMP_OK : IMP_ERR_IO;
+	if (fstat(fd, &sb) != 0) {
+		close(fd);
+		return IMP_ERR_IO;
+	}
+	while (off < (uint64_t)sb.st_size) {
+		if ((uint64_t)sb.st_size - off < SPOOL_FRAME_HDR ||
+		    !spool_pread(fd, hdr, SPOOL_FRAME_HDR, off) ||
+		    memcmp(hdr, SPOOL_MAGIC, 4) != 0 ||
+		    spool_get32(hdr + 4) >
+			    (uint64_t)sb.st_size - off - SPOOL_FRAME_HDR) {
+			rc = IMP_ERR_PARSE;
+			break;
+		}
+		off += SPOOL_FRAME_HDR + (uint64_t)spool_get32(hdr + 4);
+		(*records)++;
+	}
+	close(fd);
+	return rc;
+}

@@ -12,6 +12,9 @@
  * writer that restarts while PostgreSQL is down continues the chain
  * without reusing a sequence number.
  *
+ * Quarantine: "NODE.quarantine" holds, in the same frame format, records
+ * PostgreSQL refused for a data reason (see imp_spool_quarantine).
+ *
  * Recovery: opening the spool scans every segment; a torn or corrupt frame
  * at the end of the last segment (a crash mid-append) is truncated away
  * and reported; corruption elsewhere is reported and that segment is
@@ -73,6 +76,16 @@ int imp_spool_consume(imp_spool_t *sp, size_t n);
 /* Segment size at which appends roll to a new segment (0: the default
  * IMP_SPOOL_SEGMENT_BYTES); for tests and tuning. */
 void imp_spool_set_segment_bytes(imp_spool_t *sp, size_t bytes);
+
+/* Quarantine: a record PostgreSQL refused for a data reason (SQLSTATE
+ * class 22/23) is appended to DIR/NODE.quarantine (same frame format as a
+ * segment; the file is never read by replay) and fdatasynced before
+ * return.  IMP_OK, IMP_ERR_IO or IMP_ERR_NOMEM. */
+int imp_spool_quarantine(imp_spool_t *sp, const imp_record_t *r);
+/* Number of frames in a quarantine file (0 when it does not exist).
+ * IMP_OK, IMP_ERR_IO, or IMP_ERR_PARSE (count of the frames before the
+ * damage in *records). */
+int imp_spool_quarantine_count(const char *path, uint64_t *records);
 
 /* CRC-32C (Castagnoli), exposed for tests. */
 uint32_t imp_crc32c(uint32_t crc, const void *p, size_t n);

@@ -398,6 +398,13 @@ typedef struct imp_archive_config_s {
 	const char *hmac_key_id;       /* name recorded with keyed records */
 	const char *retention_default; /* class when the verdict names none;
 	                                  NULL: "default" */
+	int new_node; /* 1: this node has never written to the archive.  When
+	                 neither the spool nor PostgreSQL can tell the chain
+	                 head at open, open starts at seq 1 only if new_node
+	                 is set; otherwise it fails with IMP_ERR_IO (starting
+	                 over would reuse sequence numbers already in the
+	                 archive).  Appended: zero-initialised configs get the
+	                 safe behaviour. */
 } imp_archive_config_t;
 
 /* Opens the archive: recovers the spool (truncating a torn tail), learns
@@ -436,6 +443,9 @@ typedef struct imp_archive_stats_s {
 	                                PostgreSQL; 0 when none */
 	int connected;               /* 1 when the writer holds a connection */
 	uint64_t last_seq;           /* last sequence assigned */
+	uint64_t quarantined; /* records PostgreSQL rejected for a data reason
+	                         (SQLSTATE class 22/23), moved to the spool's
+	                         NODE.quarantine file (docs/archive.md) */
 } imp_archive_stats_t;
 
 IMP_API void imp_archive_stats(imp_archive_t *ar, imp_archive_stats_t *st);

@@ -28,6 +28,7 @@
  */
 #include "ctl_archive.h"
 
+#include "spool.h"
 #include "verify.h"
 
 #include <dirent.h>
@@ -88,6 +89,12 @@ const char ctl_archive_usage_text[] =
 	"  --retention CLASS      retention class when the policy names none\n"
 	"  --flush-timeout SECS   wait at most SECS (default 60) for every\n"
 	"                         record to reach PostgreSQL\n"
+	"  --new-node             this node has never recorded: start at seq "
+	"1\n"
+	"                         even if PostgreSQL cannot confirm it "
+	"(without\n"
+	"                         it, eval refuses to record, exit 3, until\n"
+	"                         PostgreSQL can give the chain head)\n"
 	"Times (T) are ISO 8601; without an offset they are UTC.\n"
 	"Archive exit status: 0 ok, 1 problems found or refused,\n"
 	"3 database error, 64 usage.\n";
@@ -698,6 +705,8 @@ static void ca_spool_status(const char *dir)
 		char node[256];
 		unsigned long segs, corrupt;
 		unsigned long long bytes;
+		uint64_t quarantined;
+		int quarantine_bad;
 	} nodes[64];
 	int n = 0;
 	struct dirent *de;
@@ -706,16 +715,22 @@ static void ca_spool_status(const char *dir)
 		size_t len = strlen(s);
 		int corrupt = 0;
 		size_t base;
+		int quarantine = 0;
 		if (len > 6 && strcmp(s + len - 6, ".spool") == 0)
 			base = len - 6;
-		else if (len > 8 && strcmp(s + len - 8, ".corrupt") == 0) {
+		else if (len > 11 && strcmp(s + len - 11, ".quarantine") == 0) {
+			/* NODE.quarantine: records PostgreSQL refused for a
+			 * data reason (docs/archive.md, "Poison rows"). */
+			quarantine = 1;
+			base = len - 11 + 17; /* no .SEQ16HEX part */
+		} else if (len > 8 && strcmp(s + len - 8, ".corrupt") == 0) {
 			corrupt = 1;
 			base = len - 8;
 			if (base > 6 && strncmp(s + base - 6, ".spool", 6) == 0)
 				base -= 6;
 		} else
 			continue;
-		if (base < 18 || s[base - 17] != '.')
+		if (!quarantine && (base < 18 || s[base - 17] != '.'))
 			continue;
 		size_t nl = base - 17;
 		char path[4096];
@@ -735,6 +750,13 @@ static void ca_spool_status(const char *dir)
 			memcpy(nodes[n].node, s, nl);
 			n++;
 		}
+		if (quarantine) {
+			uint64_t q = 0;
+			if (imp_spool_quarantine_count(path, &q) != IMP_OK)
+				nodes[k].quarantine_bad = 1;
+			nodes[k].quarantined += q;
+			continue;
+		}
 		if (corrupt)
 			nodes[k].corrupt++;
 		else
@@ -745,11 +767,21 @@ static void ca_spool_status(const char *dir)
 	if (n == 0)
 		printf("spool %s: empty (nothing waiting for PostgreSQL)\n",
 		       dir);
-	for (int k = 0; k < n; k++)
-		printf("spool %s: node %s: %lu segment(s), %llu bytes waiting"
-		       "%s%lu corrupt segment(s) kept for the operator\n",
-		       dir, nodes[k].node, nodes[k].segs, nodes[k].bytes,
-		       nodes[k].corrupt ? ", " : "", nodes[k].corrupt);
+	for (int k = 0; k < n; k++) {
+		printf("spool %s: node %s: %lu segment(s), %llu bytes waiting",
+		       dir, nodes[k].node, nodes[k].segs, nodes[k].bytes);
+		if (nodes[k].corrupt)
+			printf(", %lu corrupt segment(s) kept for the operator",
+			       nodes[k].corrupt);
+		if (nodes[k].quarantined || nodes[k].quarantine_bad)
+			printf(", %" PRIu64 " quarantined record(s)%s in "
+			       "%s.quarantine (refused by PostgreSQL; see "
+			       "docs/archive.md)",
+			       nodes[k].quarantined,
+			       nodes[k].quarantine_bad ? " (file damaged)" : "",
+			       nodes[k].node);
+		printf("\n");
+	}
 }
 
 static int ca_cmd_status(int argc, char **argv)
@@ -1329,6 +1361,12 @@ int ctl_archive_eval_open(imp_ctx_t *ctx, const ctl_archive_opts_t *o,
 	}
 	cfg.on_failure = IMP_FAIL_CLOSED;
 	cfg.retention_default = o->retention;
+	/* A node that has never written may start at seq 1 even when
+	 * PostgreSQL cannot confirm it (imp_archive_config_t.new_node): only
+	 * on the admin's explicit word (--new-node, or the environment
+	 * switch IMP_ARCHIVE_NEW_NODE=1 for scripts), never by default. */
+	const char *nn = getenv("IMP_ARCHIVE_NEW_NODE");
+	cfg.new_node = o->new_node || (nn != NULL && strcmp(nn, "1") == 0);
 	if (o->key_file) {
 		a->key = ca_read_key(o->key_file, &a->key_len);
 		if (a->key == NULL) {
@@ -1386,6 +1424,15 @@ int ctl_archive_eval_close(ctl_archive_t *a)
 			ca_prog, s.submitted, s.written, s.spooled,
 			s.refused + a->failed,
 			s.connected ? "" : "; no database connection");
+		st = CTL_EXIT_DB;
+	} else if (s.quarantined > 0) {
+		/* Durable, but in the quarantine file, not in PostgreSQL. */
+		fprintf(stderr,
+			"%s: archive: %" PRIu64 " record(s) refused by "
+			"PostgreSQL for a data reason and quarantined in "
+			"the spool's NODE.quarantine (see the log and "
+			"docs/archive.md); %" PRIu64 " written\n",
+			ca_prog, s.quarantined, s.written);
 		st = CTL_EXIT_DB;
 	} else {
 		fprintf(stderr,

@@ -31,6 +31,7 @@ typedef struct ctl_archive_opts_s {
 	const char *key_id;     /* --key-id */
 	const char *retention;  /* --retention CLASS */
 	const char *flush_timeout; /* --flush-timeout SECONDS (default 60) */
+	int new_node;              /* --new-node */
 } ctl_archive_opts_t;
 
 typedef struct ctl_archive_s ctl_archive_t;

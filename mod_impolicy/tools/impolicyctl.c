@@ -313,6 +313,10 @@ static int ctl_parse(int argc, char **argv, int eval_opts, ctl_opts_t *o)
 			o->no_state = 1;
 			continue;
 		}
+		if (eval_opts && strcmp(a, "--new-node") == 0) {
+			o->arch.new_node = 1;
+			continue;
+		}
 		const char *val = NULL;
 		int which = -1, r = 0;
 		for (size_t k = 0; k < sizeof value_opts / sizeof *value_opts;

@@ -134,8 +134,14 @@ run 0 "verify intact" -- verify --dsn "$dsn" &&
 # the records wait in the spool; the next run with the same node and spool
 # replays them first, in order.
 stanzas "$tmp/n4.xml" 5 100
-run 3 "eval --archive, database away" -- eval --policy "$policy" \
+# No chain head in the spool and none from PostgreSQL: refused (numbering
+# could restart at 1 over existing rows) unless the node is declared new.
+run 3 "eval --archive, database away, head unknown" -- eval --policy "$policy" \
 	--archive "host=$tmp/none port=1 dbname=x" --node n4 \
+	--spool-dir "$tmp/spool4" --retention 3y --flush-timeout 2 "$tmp/n4.xml" &&
+	expect_err "refusing to record" "eval --archive refuses an unknown head"
+run 3 "eval --archive, database away" -- eval --policy "$policy" \
+	--archive "host=$tmp/none port=1 dbname=x" --node n4 --new-node \
 	--spool-dir "$tmp/spool4" --retention 3y --flush-timeout 2 "$tmp/n4.xml" &&
 	expect_err "NOT all records" "eval --archive away says so"
 run 0 "eval --archive, database back" -- eval --policy "$policy" \
@@ -144,6 +150,14 @@ run 0 "eval --archive, database back" -- eval --policy "$policy" \
 sql "SELECT count(*), count(DISTINCT seq), max(seq) FROM impolicy.stanza WHERE node = 'n4'"
 eq "n4: spooled then replayed, exactly once" "$(cat "$tmp/q")" "10|10|10"
 run 0 "verify n4 after replay" -- verify --dsn "$dsn" --node n4 && ok
+
+# Quarantined records (refused by PostgreSQL for a data reason) are shown
+# per node by archive-status --spool-dir: two empty frames here.
+mkdir -p "$tmp/spoolq"
+printf 'IMPS\000\000\000\000\000\000\000\000IMPS\001\000\000\000\000\000\000\000x' \
+	>"$tmp/spoolq/nq.quarantine"
+run 0 "archive-status, quarantine" -- archive-status --dsn "$dsn" --spool-dir "$tmp/spoolq" &&
+	expect_out "node nq: .*2 quarantined record" "archive-status shows quarantined"
 
 # ---- HMAC chain ------------------------------------------------------------------
 printf 'not-in-the-database\n' >"$tmp/key"

@@ -20,6 +20,7 @@
 #include <libpq-fe.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,11 +56,16 @@ static const char policy_yaml[] =
 	"lists:\n"
 	"  flagw: { words: [flagword] }\n"
 	"  rejw:  { words: [rejword] }\n"
+	"  poisw: { words: [poisonword] }\n"
 	"rules:\n"
 	"  - { id: r.flag, when: { words: flagw }, action: flag,\n"
 	"      section: 'S-flag', severity: high }\n"
 	"  - { id: r.rej, when: { words: rejw }, action: reject,\n"
-	"      section: 'S-rej', severity: critical, retention: 7y }\n";
+	"      section: 'S-rej', severity: critical, retention: 7y }\n"
+	/* A class the database does not know: its rows violate the
+	 * retention_class foreign key (SQLSTATE 23503), the poison row. */
+	"  - { id: r.poison, when: { words: poisw }, action: flag,\n"
+	"      severity: low, retention: zz-unknown }\n";
 
 static imp_policy_t *load_policy(void)
 {
@@ -158,8 +164,8 @@ static void pg_start(void)
 
 /* ---- archive helpers ------------------------------------------------------------ */
 
-static imp_archive_t *open_archive(const char *node, imp_durability_t d,
-				   imp_failmode_t fm)
+static int open_archive_rc(const char *node, imp_durability_t d,
+			   imp_failmode_t fm, int new_node, imp_archive_t **ar)
 {
 	char dir[512];
 	snprintf(dir, sizeof(dir), "%s/spool-%s", g_tmp, node);
@@ -174,10 +180,23 @@ static imp_archive_t *open_archive(const char *node, imp_durability_t d,
 	cfg.batch_max = 500;
 	cfg.batch_ms = 5;
 	cfg.retention_default = "6y";
+	cfg.new_node = new_node;
+	*ar = NULL;
+	return imp_archive_open(g_ctx, &cfg, ar);
+}
+
+static imp_archive_t *open_archive_new(const char *node, imp_durability_t d,
+				       imp_failmode_t fm, int new_node)
+{
 	imp_archive_t *ar = NULL;
-	int rc = imp_archive_open(g_ctx, &cfg, &ar);
-	CHECK_INT(rc, IMP_OK);
+	CHECK_INT(open_archive_rc(node, d, fm, new_node, &ar), IMP_OK);
 	return ar;
+}
+
+static imp_archive_t *open_archive(const char *node, imp_durability_t d,
+				   imp_failmode_t fm)
+{
+	return open_archive_new(node, d, fm, 0);
 }
 
 static void make_msg(char *buf, size_t size, int i, const char *word)
@@ -544,17 +563,187 @@ static void test_restart_while_down(void)
 	check_seqs("restart", 30);
 }
 
+/* ---- no chain head anywhere: refuse, never restart at 1 ------------------------------ */
+
+/* A node with rows in PostgreSQL loses its spool directory and restarts
+ * while PostgreSQL is down: it must not start over at seq 1 (duplicate
+ * (node, seq) rows with another ts); open fails closed.  Once PostgreSQL
+ * is back the numbering continues after the existing rows. */
+static void test_seq_restart(void)
+{
+	imp_archive_t *ar =
+		open_archive("seqr", IMP_DURABILITY_STRICT, IMP_FAIL_CLOSED);
+	if (!ar)
+		return;
+	uint64_t first = 0, last = 0;
+	CHECK_INT(submit_n(ar, 5, &first, &last), 5);
+	CHECK_INT(imp_archive_flush(ar, 10000), IMP_OK);
+	imp_archive_close(ar, 5000);
+	char cmd[1024];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s/spool-seqr'", g_tmp);
+	CHECK_INT(system(cmd), 0);
+
+	pg_stop();
+	CHECK_INT(open_archive_rc("seqr", IMP_DURABILITY_STRICT,
+				  IMP_FAIL_CLOSED, 0, &ar),
+		  IMP_ERR_IO);
+	CHECK(ar == NULL);
+	CHECK_INT(open_archive_rc("seqr", IMP_DURABILITY_BATCHED, IMP_FAIL_OPEN,
+				  0, &ar),
+		  IMP_ERR_IO);
+	pg_start();
+
+	ar = open_archive("seqr", IMP_DURABILITY_STRICT, IMP_FAIL_CLOSED);
+	if (!ar)
+		return;
+	CHECK_INT(submit_n(ar, 3, &first, &last), 3);
+	CHECK_INT(first, 6);
+	CHECK_INT(last, 8);
+	CHECK_INT(imp_archive_flush(ar, 10000), IMP_OK);
+	imp_archive_close(ar, 5000);
+	check_seqs("seqr", 8);
+}
+
+/* ---- poison rows: a data error quarantines the row, not the stream ------------------ */
+
+/* Frames in a quarantine file (magic "IMPS" | u32 len | u32 crc | payload,
+ * little-endian), counted independently of spool.c; -1 when damaged. */
+static long long quarantine_frames(const char *node)
+{
+	char path[1024];
+	snprintf(path, sizeof(path), "%s/spool-%s/%s.quarantine", g_tmp, node,
+		 node);
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return 0;
+	long long n = 0;
+	unsigned char h[12];
+	size_t k;
+	while ((k = fread(h, 1, sizeof(h), f)) == sizeof(h)) {
+		unsigned long len =
+			(unsigned long)h[4] | (unsigned long)h[5] << 8 |
+			(unsigned long)h[6] << 16 | (unsigned long)h[7] << 24;
+		if (memcmp(h, "IMPS", 4) != 0 || fseek(f, (long)len, SEEK_CUR))
+			break;
+		n++;
+	}
+	if (k != 0 || ferror(f))
+		n = -1;
+	fclose(f);
+	return n;
+}
+
+/* Submits n stanzas; those whose index is in bad[] carry the poison word. */
+static int submit_mixed(imp_archive_t *ar, int n, const int *bad, int nbad,
+			int base)
+{
+	int ok = 0;
+	for (int i = 0; i < n; i++) {
+		bool p = false;
+		for (int j = 0; j < nbad; j++)
+			p = p || bad[j] == i;
+		char buf[512];
+		make_msg(buf, sizeof(buf), base + i, p ? "poisonword" : "fine");
+		imp_verdict_t v;
+		if (judge_submit(ar, buf, strlen(buf), &v, NULL) == IMP_OK)
+			ok++;
+		imp_verdict_clear(&v);
+	}
+	return ok;
+}
+
+static void test_poison(void)
+{
+	static const int bad1[] = {4, 11};
+	static const int bad2[] = {0, 6};
+	imp_archive_t *ar =
+		open_archive("poison", IMP_DURABILITY_BATCHED, IMP_FAIL_CLOSED);
+	if (!ar)
+		return;
+	/* Live path: one batch with two bad rows among good ones. */
+	CHECK_INT(submit_mixed(ar, 20, bad1, 2, 0), 20);
+	CHECK_INT(imp_archive_flush(ar, 20000), IMP_OK);
+	imp_archive_stats_t st;
+	imp_archive_stats(ar, &st);
+	CHECK_INT(st.quarantined, 2);
+	CHECK_INT(st.written, 18);
+	CHECK_INT(st.connected, 1);
+
+	/* Replay path: spooled while PostgreSQL is down, then replayed. */
+	pg_stop();
+	CHECK_INT(submit_mixed(ar, 10, bad2, 2, 100), 10);
+	pg_start();
+	CHECK_INT(imp_archive_flush(ar, 60000), IMP_OK);
+	imp_archive_stats(ar, &st);
+	CHECK_INT(st.quarantined, 4);
+	CHECK_INT(st.replayed, 8);
+	CHECK_INT(st.written, 26);
+	CHECK_INT(st.spool_bytes, 0);
+	/* Still writing normally afterwards. */
+	CHECK_INT(submit_mixed(ar, 5, NULL, 0, 200), 5);
+	CHECK_INT(imp_archive_flush(ar, 20000), IMP_OK);
+	imp_archive_close(ar, 5000);
+
+	CHECK_INT(quarantine_frames("poison"), 4);
+	CHECK_INT(admin_num("SELECT count(*) FROM impolicy.stanza "
+			    "WHERE node = $1",
+			    "poison"),
+		  31);
+	CHECK_INT(admin_num("SELECT max(seq) FROM impolicy.stanza "
+			    "WHERE node = $1",
+			    "poison"),
+		  35);
+	/* The quarantined seqs are exactly the gaps. */
+	CHECK_INT(
+		admin_num("SELECT string_agg(g::text, ',' ORDER BY g) "
+			  "FROM generate_series(1, 35) g WHERE NOT EXISTS "
+			  "(SELECT 1 FROM impolicy.stanza s WHERE s.node = $1 "
+			  "AND s.seq = g) AND g <> 5 AND g <> 12 AND g <> 21 "
+			  "AND g <> 27",
+			  "poison"),
+		-1);
+	CHECK_INT(admin_num("SELECT count(*) FROM impolicy.stanza WHERE "
+			    "node = $1 AND seq IN (5, 12, 21, 27)",
+			    "poison"),
+		  0);
+
+	/* The documented fix: create the missing class, rename the
+	 * quarantine file to a spool segment named after its first seq,
+	 * restart: the gaps fill and the chain verifies. */
+	CHECK_INT(admin_num("SELECT count(*) FROM (SELECT "
+			    "impolicy.retention_class_set($1, '1 year', "
+			    "'test')) x",
+			    "zz-unknown"),
+		  1);
+	char from[1024], to[1024];
+	snprintf(from, sizeof(from), "%s/spool-poison/poison.quarantine",
+		 g_tmp);
+	snprintf(to, sizeof(to), "%s/spool-poison/poison.%016llx.spool", g_tmp,
+		 5ULL);
+	CHECK_INT(rename(from, to), 0);
+	ar = open_archive("poison", IMP_DURABILITY_BATCHED, IMP_FAIL_CLOSED);
+	if (!ar)
+		return;
+	CHECK_INT(imp_archive_flush(ar, 20000), IMP_OK);
+	imp_archive_stats(ar, &st);
+	CHECK_INT(st.replayed, 4);
+	CHECK_INT(st.quarantined, 0);
+	CHECK_INT(st.last_seq, 35);
+	imp_archive_close(ar, 5000);
+	check_seqs("poison", 35);
+}
+
 /* ---- fail-closed / fail-open ------------------------------------------------------------ */
 
 static void test_fail_modes(void)
 {
 	pg_stop();
-	imp_archive_t *closed =
-		open_archive("closed", IMP_DURABILITY_STRICT, IMP_FAIL_CLOSED);
-	imp_archive_t *open_ =
-		open_archive("open", IMP_DURABILITY_STRICT, IMP_FAIL_OPEN);
-	imp_archive_t *bopen =
-		open_archive("bopen", IMP_DURABILITY_BATCHED, IMP_FAIL_OPEN);
+	imp_archive_t *closed = open_archive_new(
+		"closed", IMP_DURABILITY_STRICT, IMP_FAIL_CLOSED, 1);
+	imp_archive_t *open_ = open_archive_new("open", IMP_DURABILITY_STRICT,
+						IMP_FAIL_OPEN, 1);
+	imp_archive_t *bopen = open_archive_new("bopen", IMP_DURABILITY_BATCHED,
+						IMP_FAIL_OPEN, 1);
 	if (!closed || !open_ || !bopen)
 		return;
 	char buf[512];
@@ -651,8 +840,8 @@ static void test_crash(void)
 	pid_t pid = fork();
 	if (pid == 0) {
 		close(fds[0]);
-		imp_archive_t *ar = open_archive("crash", IMP_DURABILITY_STRICT,
-						 IMP_FAIL_CLOSED);
+		imp_archive_t *ar = open_archive_new(
+			"crash", IMP_DURABILITY_STRICT, IMP_FAIL_CLOSED, 1);
 		for (int i = 0; ar && i < 1000000; i++) {
 			char buf[512];
 			make_msg(buf, sizeof(buf), i, "crash");
@@ -827,6 +1016,8 @@ int main(void)
 	test_dsn_file_hmac_big();
 	test_outage();
 	test_restart_while_down();
+	test_seq_restart();
+	test_poison();
 	test_crash();
 	test_fail_modes();
 	CHECK(!g_secret_logged);

@@ -295,6 +295,109 @@ static void test_build(void)
 	imp_policy_unref(p);
 }
 
+/* ---- UTF-8 sanitising (ASCII fast path + full check) --------------------- */
+
+/* Reference: a straightforward RFC 3629 decoder, byte by byte; every byte
+ * that does not start a valid sequence becomes U+FFFD. */
+static size_t ref_seq(const unsigned char *p, size_t n)
+{
+	unsigned c = p[0];
+	size_t len = c < 0x80                 ? 1
+		     : c >= 0xC2 && c <= 0xDF ? 2
+		     : c >= 0xE0 && c <= 0xEF ? 3
+		     : c >= 0xF0 && c <= 0xF4 ? 4
+					      : 0;
+	if (len == 0 || len > n)
+		return 0;
+	uint32_t cp = len == 1   ? c
+		      : len == 2 ? c & 0x1F
+		      : len == 3 ? c & 0x0F
+				 : c & 0x07;
+	for (size_t i = 1; i < len; i++) {
+		if ((p[i] & 0xC0) != 0x80)
+			return 0;
+		cp = cp << 6 | (p[i] & 0x3F);
+	}
+	static const uint32_t min[] = {0, 0, 0x80, 0x800, 0x10000};
+	if (cp < min[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+		return 0;
+	return len;
+}
+
+static void ref_clean(const char *s, char *out)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n = strlen(s), i = 0;
+	while (i < n) {
+		size_t l = ref_seq(p + i, n - i);
+		if (l) {
+			memcpy(out, p + i, l);
+			out += l;
+			i += l;
+		} else {
+			memcpy(out, "\xef\xbf\xbd", 3);
+			out += 3;
+			i++;
+		}
+	}
+	*out = '\0';
+}
+
+static void test_sanitise(void)
+{
+	/* Inserted into ASCII runs at every offset 0..19, so that they
+	 * start, straddle and end the 8-byte words of the fast path. */
+	static const char *const pieces[] = {
+		"",
+		"\xc3\xa9",
+		"\xe2\x82\xac",
+		"\xf0\x9d\x84\x9e",
+		"\xff",
+		"\xc0\x80",
+		"\xed\xa0\x80",
+		"\xf4\x90\x80\x80",
+		"\xe2\x82",
+		"\xc3",
+		"\x80\x80\x80",
+		"\xf0\x9d\x84",
+		"\xc3\xa9\xff\xe2\x82\xac",
+	};
+	static const char ascii[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+	size_t n_ok = 0, n_cases = 0;
+	for (size_t k = 0; k < IMP_ARRAY_LEN(pieces); k++) {
+		for (size_t off = 0; off < 20; off++) {
+			for (size_t tail = 0; tail < 12; tail += 11) {
+				char in[128], want[512];
+				snprintf(in, sizeof(in), "%.*s%s%.*s", (int)off,
+					 ascii, pieces[k], (int)tail,
+					 ascii + 20);
+				ref_clean(in, want);
+				imp_verdict_t v;
+				memset(&v, 0, sizeof(v));
+				v.stanza.kind = "message";
+				v.stanza.body = in;
+				v.stanza.thread = in; /* a second field */
+				imp_record_t *r = NULL;
+				n_cases++;
+				if (imp_record_build(g_ctx, "n", 1, NULL, &v,
+						     NULL, &r) != IMP_OK ||
+				    !r)
+					continue;
+				if (str_eq(r->body, want) &&
+				    str_eq(r->thread, want))
+					n_ok++;
+				else
+					fprintf(stderr,
+						"sanitise: piece %zu off %zu "
+						"tail %zu differs\n",
+						k, off, tail);
+				imp_record_free(g_ctx, r);
+			}
+		}
+	}
+	CHECK_INT(n_ok, n_cases);
+}
+
 /* ---- canonical encoding: golden bytes ------------------------------------ */
 
 static const char *const hand_ids[] = {"r1", "r2"};
@@ -681,6 +784,7 @@ int main(void)
 	if (!g_ctx)
 		return CHECK_DONE();
 	test_build();
+	test_sanitise();
 	test_canonical();
 	test_chain();
 	test_serialize();
