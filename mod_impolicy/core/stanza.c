@@ -216,34 +216,35 @@ static void XMLCALL stanza_on_ns_start(void *ud, const XML_Char *prefix,
 		sp->undecl_next = true;
 }
 
-static void XMLCALL stanza_on_start(void *ud, const XML_Char *qname,
-				    const XML_Char **atts)
+/* What both parsers do when an element opens, before its name and
+ * attributes are stored: flush pending text, enforce the depth, attribute
+ * and node limits, track xmlns="" undeclarations, and make the node with
+ * its namespace (the implied stanza namespace when none was ever
+ * declared, RFC 6120 4.8.3).  NULL when the parse has failed. */
+static imp_xnode_t *stanza_elem_begin(stanza_parser_t *sp, const char *uri,
+				      size_t ulen, size_t na)
 {
-	stanza_parser_t *sp = ud;
 	if (sp->rc != IMP_OK)
-		return;
+		return NULL;
 	stanza_flush_text(sp);
 	if (sp->rc != IMP_OK)
-		return;
+		return NULL;
 	if (++sp->depth > sp->lim.max_depth) {
 		stanza_fail(sp, IMP_ERR_PARSE,
 			    "elements nested deeper than %u levels",
 			    sp->lim.max_depth);
-		return;
+		return NULL;
 	}
 	if (sp->depth > sp->max_seen_depth)
 		sp->max_seen_depth = sp->depth;
-	size_t na = 0;
-	while (atts[2 * na])
-		na++;
 	if (na > sp->lim.max_attrs) {
 		stanza_fail(sp, IMP_ERR_PARSE,
 			    "element with more than %u attributes",
 			    sp->lim.max_attrs);
-		return;
+		return NULL;
 	}
 	if (!stanza_count_node(sp))
-		return;
+		return NULL;
 	bool undecl = sp->undecl_next;
 	sp->undecl_next = false;
 	if (undecl && sp->undecl_depth == 0)
@@ -253,18 +254,50 @@ static void XMLCALL stanza_on_start(void *ud, const XML_Char *qname,
 	if (!n)
 		goto nomem;
 	n->type = IMP_XNODE_ELEM;
-	const char *uri, *local, *prefix;
-	size_t ulen, llen;
-	stanza_split_name(qname, &uri, &ulen, &local, &llen, &prefix);
 	if (uri) {
 		n->ns = stanza_intern_ns(sp, uri, ulen);
 		if (!n->ns)
 			goto nomem;
 	} else if (sp->undecl_depth == 0) {
-		/* No default namespace was ever declared: the stanza
-		 * namespace is implied (RFC 6120 4.8.3). */
 		n->ns = stanza_ns_implied;
 	}
+	if (na) {
+		n->attrs = imp_arena_calloc(sp->arena, na, sizeof(*n->attrs));
+		if (!n->attrs)
+			goto nomem;
+		n->n_attrs = na;
+	}
+	return n;
+nomem:
+	stanza_fail(sp, IMP_ERR_NOMEM, "out of memory");
+	return NULL;
+}
+
+/* Links a finished element node into the tree and descends into it. */
+static void stanza_elem_enter(stanza_parser_t *sp, imp_xnode_t *n)
+{
+	if (sp->cur)
+		stanza_link(sp->cur, n);
+	else
+		sp->root = n;
+	sp->cur = n;
+}
+
+static void XMLCALL stanza_on_start(void *ud, const XML_Char *qname,
+				    const XML_Char **atts)
+{
+	stanza_parser_t *sp = ud;
+	if (sp->rc != IMP_OK)
+		return;
+	size_t na = 0;
+	while (atts[2 * na])
+		na++;
+	const char *uri, *local, *prefix;
+	size_t ulen, llen;
+	stanza_split_name(qname, &uri, &ulen, &local, &llen, &prefix);
+	imp_xnode_t *n = stanza_elem_begin(sp, uri, ulen, na);
+	if (!n)
+		return;
 	n->name = imp_arena_strndup(sp->arena, local, llen);
 	if (!n->name)
 		goto nomem;
@@ -273,32 +306,21 @@ static void XMLCALL stanza_on_start(void *ud, const XML_Char *qname,
 		if (!n->prefix)
 			goto nomem;
 	}
-	if (na) {
-		n->attrs = imp_arena_calloc(sp->arena, na, sizeof(*n->attrs));
-		if (!n->attrs)
-			goto nomem;
-		for (size_t i = 0; i < na; i++) {
-			imp_xattr_t *at = &n->attrs[i];
-			stanza_split_name(atts[2 * i], &uri, &ulen, &local,
-					  &llen, &prefix);
-			if (uri) {
-				at->ns = stanza_intern_ns(sp, uri, ulen);
-				if (!at->ns)
-					goto nomem;
-			}
-			at->name = imp_arena_strndup(sp->arena, local, llen);
-			at->value =
-				imp_arena_strdup(sp->arena, atts[2 * i + 1]);
-			if (!at->name || !at->value)
+	for (size_t i = 0; i < na; i++) {
+		imp_xattr_t *at = &n->attrs[i];
+		stanza_split_name(atts[2 * i], &uri, &ulen, &local, &llen,
+				  &prefix);
+		if (uri) {
+			at->ns = stanza_intern_ns(sp, uri, ulen);
+			if (!at->ns)
 				goto nomem;
 		}
-		n->n_attrs = na;
+		at->name = imp_arena_strndup(sp->arena, local, llen);
+		at->value = imp_arena_strdup(sp->arena, atts[2 * i + 1]);
+		if (!at->name || !at->value)
+			goto nomem;
 	}
-	if (sp->cur)
-		stanza_link(sp->cur, n);
-	else
-		sp->root = n;
-	sp->cur = n;
+	stanza_elem_enter(sp, n);
 	return;
 nomem:
 	stanza_fail(sp, IMP_ERR_NOMEM, "out of memory");
@@ -1164,69 +1186,29 @@ static bool stanza_fast_attval(stanza_fast_t *f, char *buf, size_t *used,
 	return true;
 }
 
-/* stanza_on_start for the fast path: the same node, built from the parts
- * the fast path already has (no triplet to build and split again, value
- * lengths known).  Kept in step with stanza_on_start; test_stanza and the
- * differential check compare both paths' DOMs. */
+/* stanza_on_start for the fast path: the same node through the same
+ * stanza_elem_begin/enter, built from the parts the fast path already has
+ * (no triplet to build and split again, value lengths known); test_stanza
+ * compares both paths' DOMs. */
 static void stanza_fast_elem(stanza_parser_t *sp, const char *uri, size_t ulen,
 			     const char *name, size_t nlen,
 			     const char *const *an, const size_t *al,
 			     const char *const *av, const size_t *vl, size_t na)
 {
-	if (sp->rc != IMP_OK)
-		return;
-	stanza_flush_text(sp);
-	if (sp->rc != IMP_OK)
-		return;
-	if (++sp->depth > sp->lim.max_depth) {
-		stanza_fail(sp, IMP_ERR_PARSE, "too deep");
-		return;
-	}
-	if (sp->depth > sp->max_seen_depth)
-		sp->max_seen_depth = sp->depth;
-	if (na > sp->lim.max_attrs) {
-		stanza_fail(sp, IMP_ERR_PARSE, "too many attributes");
-		return;
-	}
-	if (!stanza_count_node(sp))
-		return;
-	bool undecl = sp->undecl_next;
-	sp->undecl_next = false;
-	if (undecl && sp->undecl_depth == 0)
-		sp->undecl_depth = sp->depth;
-
-	imp_xnode_t *n = imp_arena_calloc(sp->arena, 1, sizeof(*n));
+	imp_xnode_t *n = stanza_elem_begin(sp, uri, ulen, na);
 	if (!n)
-		goto nomem;
-	n->type = IMP_XNODE_ELEM;
-	if (uri) {
-		n->ns = stanza_intern_ns(sp, uri, ulen);
-		if (!n->ns)
-			goto nomem;
-	} else if (sp->undecl_depth == 0) {
-		n->ns = stanza_ns_implied;
-	}
+		return;
 	n->name = imp_arena_strndup(sp->arena, name, nlen);
 	if (!n->name)
 		goto nomem;
-	if (na) {
-		n->attrs = imp_arena_calloc(sp->arena, na, sizeof(*n->attrs));
-		if (!n->attrs)
+	for (size_t i = 0; i < na; i++) {
+		imp_xattr_t *at = &n->attrs[i];
+		at->name = imp_arena_strndup(sp->arena, an[i], al[i]);
+		at->value = imp_arena_strndup(sp->arena, av[i], vl[i]);
+		if (!at->name || !at->value)
 			goto nomem;
-		for (size_t i = 0; i < na; i++) {
-			imp_xattr_t *at = &n->attrs[i];
-			at->name = imp_arena_strndup(sp->arena, an[i], al[i]);
-			at->value = imp_arena_strndup(sp->arena, av[i], vl[i]);
-			if (!at->name || !at->value)
-				goto nomem;
-		}
-		n->n_attrs = na;
 	}
-	if (sp->cur)
-		stanza_link(sp->cur, n);
-	else
-		sp->root = n;
-	sp->cur = n;
+	stanza_elem_enter(sp, n);
 	return;
 nomem:
 	stanza_fail(sp, IMP_ERR_NOMEM, "out of memory");
