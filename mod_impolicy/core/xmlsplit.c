@@ -41,6 +41,7 @@
 typedef struct split_s {
 	XML_Parser xp;
 	const char *buf;
+	size_t len;             /* bytes in buf */
 	size_t skip;            /* leading bytes not fed (BOM, declaration) */
 	unsigned skip_lines;    /* newlines in them */
 	unsigned long skip_col; /* bytes after their last newline */
@@ -103,6 +104,13 @@ static void XMLCALL split_on_end(void *ud, const XML_Char *name)
 		return;
 	size_t end = split_offset(sp, XML_GetCurrentByteIndex(sp->xp) +
 					      XML_GetCurrentByteCount(sp->xp));
+	/* An input that opens an element named like our wrapper ("<w>")
+	 * and leaves it open is closed by the wrapper's own end tag: that
+	 * element ends past the caller's buffer and is not a stanza. */
+	if (end > sp->len) {
+		split_fail(sp, "element not closed at end of input");
+		return;
+	}
 	int rc = sp->cb(sp->ud, sp->buf + sp->start, end - sp->start, sp->line,
 			NULL);
 	if (rc != 0) {
@@ -175,6 +183,7 @@ int imp_xml_split(imp_ctx_t *ctx, const char *buf, size_t len, imp_split_cb cb,
 	split_t sp;
 	memset(&sp, 0, sizeof(sp));
 	sp.buf = buf;
+	sp.len = len;
 	sp.cb = cb;
 	sp.ud = ud;
 	sp.skip = split_prolog(buf, len);

@@ -778,6 +778,21 @@ static void test_split(void)
 		 {"<a/>"},
 		 {1},
 		 "unclosed element"},
+		/* Found by fuzz_stanza: an element named like the
+		 * splitter's own wrapper, left open, was closed by the
+		 * wrapper's end tag and reported past the buffer. */
+		{"open element named like the wrapper",
+		 "<w>]",
+		 IMP_ERR_PARSE,
+		 {NULL},
+		 {0},
+		 "not closed at end of input"},
+		{"stanza, then open wrapper-named element",
+		 "<a/><w><x/>",
+		 IMP_ERR_PARSE,
+		 {"<a/>"},
+		 {1},
+		 "not closed at end of input"},
 		{"text between",
 		 "<a/> junk <b/>",
 		 IMP_ERR_PARSE,
