@@ -117,6 +117,7 @@ typedef struct eval_field_s {
 	bool scanned;
 	const char *src; /* the field text the views were made from */
 	size_t scan_len; /* inspected bytes (<= max_scan_bytes) */
+	/* plain of ASCII text is the field text itself, map NULL */
 	imp_ntext_t plain, words;
 	bool have_plain, have_words;
 	imp_dethit_t *det;
@@ -544,8 +545,17 @@ static void eval_scan_field(eval_run_t *r, imp_field_t f)
 	bool words =
 		r->want_words && p->lexicon && (r->word_fields & (1u << f));
 	if (det) {
-		int rc =
-			imp_norm(r->a, ft->text, n, IMP_NORM_PLAIN, &ef->plain);
+		int rc = IMP_OK;
+		if (ft->text[n] == '\0' && imp_norm_is_ascii(ft->text, n)) {
+			/* ASCII is its own PLAIN view: scan the field text
+			 * itself; map NULL means the identity (eval_span). */
+			ef->plain.s = ft->text;
+			ef->plain.len = n;
+			ef->plain.map = NULL;
+		} else {
+			rc = imp_norm(r->a, ft->text, n, IMP_NORM_PLAIN,
+				      &ef->plain);
+		}
 		if (rc == IMP_ERR_NOMEM) {
 			r->rc = rc;
 			return;
@@ -684,10 +694,11 @@ static void eval_span(const char *src, const imp_ntext_t *nt, uint32_t b,
 		b = (uint32_t)nt->len;
 	if (e > nt->len)
 		e = (uint32_t)nt->len;
-	*fs = nt->map[b];
-	*fe = nt->map[e];
+	/* A NULL map is the identity (an ASCII PLAIN view). */
+	*fs = nt->map ? nt->map[b] : b;
+	*fe = nt->map ? nt->map[e] : e;
 	if (src && e == nt->len && e > b) {
-		uint32_t last = nt->map[e - 1];
+		uint32_t last = nt->map ? nt->map[e - 1] : e - 1;
 		unsigned char c = (unsigned char)src[last];
 		uint32_t lo = last + (c >= 0xF0   ? 4
 				      : c >= 0xE0 ? 3

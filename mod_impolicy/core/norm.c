@@ -66,7 +66,10 @@
  * offsets), so [map[b], map[e]) is always a valid source span.
  *
  * Fast path: when every byte is below 0x80 no utf8proc call is made; PLAIN
- * is a copy, WORDS is one pass of the token machine over the source.  The
+ * is a copy, WORDS is one pass of the token machine over the source --
+ * or, for text of plain letter and digit tokens (most chat), a quicker
+ * pass with sixteen-byte blocks (norm_words_simple) that gives up, and
+ * leaves the text to the machine, at the first thing it does not cover.  The
  * non-ASCII path decodes into a code point array, then feeds the same
  * token machine with an intermediate UTF-8 string.
  *
@@ -109,7 +112,21 @@
 static bool norm_is_ascii(const unsigned char *s, size_t n)
 {
 	size_t i = 0;
-	/* Eight bytes at a time: this check runs on every field. */
+#if defined(__SSE2__)
+	/* Sixteen bytes at a time, the high bits gathered at the end: this
+	 * check runs on every field. */
+	if (n >= 16) {
+		__m128i acc = _mm_setzero_si128();
+		for (; i + 16 <= n; i += 16)
+			acc = _mm_or_si128(
+				acc, _mm_loadu_si128((const __m128i *)(s + i)));
+		/* the last (overlapping) sixteen cover the tail */
+		acc = _mm_or_si128(
+			acc, _mm_loadu_si128((const __m128i *)(s + n - 16)));
+		return _mm_movemask_epi8(acc) == 0;
+	}
+#endif
+	/* Eight bytes at a time. */
 	for (; i + 8 <= n; i += 8) {
 		uint64_t w;
 		memcpy(&w, s + i, 8);
@@ -548,11 +565,191 @@ static NORM_INLINE size_t norm_words_run(const unsigned char *in,
 	return w.olen;
 }
 
+#if defined(__SSE2__)
+/* norm_words_simple's fast-forward over plain prose: at a token start p
+ * (in[p] an ASCII letter, the pending space already written), with
+ * p + 18 <= n, takes the bytes up to the last space j of in[p..p+16) when
+ * [0, j] holds only ASCII letters and single spaces, no three equal
+ * letters in a row, and no single-letter token that could start a W4
+ * chain.  Those bytes are whole letter tokens with one space between
+ * them, so the view is the bytes lowered (a space stays a space) with
+ * the identity map -- what the scalar loop would write.  Returns j (the
+ * space at p + j is left for the caller's separator loop), or 0 when the
+ * block does not qualify. */
+static inline size_t norm_words_block(const unsigned char *in, size_t p,
+				      char *o, uint32_t *om)
+{
+	__m128i v = _mm_loadu_si128((const __m128i *)(in + p));
+	__m128i l = _mm_or_si128(v, _mm_set1_epi8(0x20));
+	__m128i al = _mm_and_si128(_mm_cmpgt_epi8(l, _mm_set1_epi8('a' - 1)),
+				   _mm_cmplt_epi8(l, _mm_set1_epi8('z' + 1)));
+	unsigned lm = (unsigned)_mm_movemask_epi8(al);
+	unsigned sm = (unsigned)_mm_movemask_epi8(
+		_mm_cmpeq_epi8(v, _mm_set1_epi8(' ')));
+	/* The bytes taken end at a space: the last one before the first
+	 * byte that is neither letter nor space, and no later than the first
+	 * of two spaces in a row (the caller's loop does the rest). */
+	unsigned cut = 0xFFFFu;
+	unsigned other = ~(lm | sm) & 0xFFFFu;
+	unsigned dbl = sm & (sm >> 1);
+	if (other)
+		cut &= (1u << __builtin_ctz(other)) - 1;
+	if (dbl)
+		cut &= (2u << __builtin_ctz(dbl)) - 1;
+	unsigned sp = sm & cut;
+	if (!sp)
+		return 0;
+	unsigned j = 31u - (unsigned)__builtin_clz(sp);
+	if (j < 2)
+		return 0;
+	/* W6: three equal letters (bit i: l[i] == l[i+1]) */
+	unsigned e = (unsigned)_mm_movemask_epi8(
+		_mm_cmpeq_epi8(l, _mm_srli_si128(l, 1)));
+	if (e & (e >> 1) & ((1u << (j - 2)) - 1) & lm)
+		return 0;
+	/* W4: a single-letter token at i < j, a joining space after it,
+	 * then a word character at i + 2 and a separator (or the end) at
+	 * i + 3.  Bits 14 and 15 of "word character at i + 2" come from the
+	 * two bytes after the block (any word class counts). */
+	unsigned single = lm & ~(lm << 1) & ~(lm >> 1) & ((1u << j) - 1);
+	if (single) {
+		/* word characters (not NORM_W_SEP): letters, digits, '@',
+		 * '$' and bytes >= 0x80 -- bytes after j can be anything */
+		__m128i wc = _mm_or_si128(
+			al, _mm_and_si128(
+				    _mm_cmpgt_epi8(v, _mm_set1_epi8('0' - 1)),
+				    _mm_cmplt_epi8(v, _mm_set1_epi8('9' + 1))));
+		wc = _mm_or_si128(wc, _mm_cmpeq_epi8(v, _mm_set1_epi8('@')));
+		wc = _mm_or_si128(wc, _mm_cmpeq_epi8(v, _mm_set1_epi8('$')));
+		wc = _mm_or_si128(wc, _mm_cmplt_epi8(v, _mm_setzero_si128()));
+		unsigned wm = (unsigned)_mm_movemask_epi8(wc);
+		unsigned w2 = (wm >> 2) & 0x3FFFu;
+		w2 |= (unsigned)(norm_wtab[in[p + 16]] != NORM_W_SEP) << 14;
+		w2 |= (unsigned)(norm_wtab[in[p + 17]] != NORM_W_SEP) << 15;
+		if (single & w2 & ~(w2 >> 1))
+			return 0;
+		/* i + 3 == 18 never occurs: i < j <= 15 */
+	}
+	_mm_storeu_si128((__m128i *)o, l);
+	__m128i idx = _mm_add_epi32(_mm_set1_epi32((int)p),
+				    _mm_setr_epi32(0, 1, 2, 3));
+	const __m128i four = _mm_set1_epi32(4);
+	for (int i = 0; i < 4; i++) {
+		_mm_storeu_si128((__m128i *)(om + 4 * i), idx);
+		idx = _mm_add_epi32(idx, four);
+	}
+	return j;
+}
+#endif
+
+/* The common shape of ASCII chat text in one tight pass: tokens of ASCII
+ * letters only or of digits only, between runs of separators.  For such
+ * tokens W4-W6 reduce to "lower-case the letters, collapse the separator
+ * runs" (W7), so the token machine's per-character bookkeeping is not
+ * needed.  Anything else -- a token mixing classes, '@' or '$', a '!'
+ * between letters (W5), three equal letters in a row (W6), a
+ * single-character token followed by a joining separator and another
+ * single-character token (a possible W4 chain) -- returns SIZE_MAX, and
+ * the caller runs the full machine on the same input, which then decides.
+ * The output and map are exactly the full machine's for every input this
+ * pass accepts (test_norm compares both over generated text). */
+static size_t norm_words_simple(const unsigned char *in, size_t n, char *o,
+				uint32_t *om)
+{
+	size_t olen = 0, p = 0;
+	while (p < n) {
+		size_t s = p;
+		while (p < n && norm_wtab[in[p]] == NORM_W_SEP) {
+			if (in[p] == '!' && norm_bang_letter(in, n, p))
+				return SIZE_MAX;
+			p++;
+		}
+		if (p >= n)
+			break;
+		if (p > s && olen) {
+			om[olen] = (uint32_t)s;
+			o[olen++] = ' ';
+		}
+		size_t t = p;
+		int cl = norm_wtab[in[p]];
+#if defined(__SSE2__)
+		if (cl == NORM_W_ALPHA && n - p >= 18) {
+			size_t j = norm_words_block(in, p, o + olen, om + olen);
+			if (j) {
+				olen += j;
+				p += j;
+				continue;
+			}
+		}
+#endif
+		if (cl == NORM_W_ALPHA) {
+			unsigned run = 0, last = 0;
+#if defined(__SSE2__)
+			/* The token's leading letters sixteen at a time (the
+			 * output never runs ahead of the input, so o and om
+			 * have room); the block stops before the third of
+			 * three equal letters, which the loop below then
+			 * refuses. */
+			if (n - p >= 16) {
+				size_t k = norm_alpha_block(in + p, o + olen,
+							    om + olen,
+							    (uint32_t)p, 0, 0);
+				if (k) {
+					last = (unsigned char)o[olen + k - 1];
+					run = k >= 2 && (unsigned char)o[olen +
+									 k -
+									 2] ==
+								      last
+						      ? 2
+						      : 1;
+					olen += k;
+					p += k;
+				}
+			}
+#endif
+			for (; p < n; p++) {
+				unsigned c = in[p];
+				if (norm_wtab[c] != NORM_W_ALPHA)
+					break;
+				unsigned key = c | 0x20;
+				if (key == last) {
+					if (++run >= 3)
+						return SIZE_MAX;
+				} else {
+					run = 1;
+					last = key;
+				}
+				om[olen] = (uint32_t)p;
+				o[olen++] = (char)key;
+			}
+		} else if (cl == NORM_W_DIGIT) {
+			for (; p < n && norm_wtab[in[p]] == NORM_W_DIGIT; p++) {
+				om[olen] = (uint32_t)p;
+				o[olen++] = (char)in[p];
+			}
+		} else {
+			return SIZE_MAX;
+		}
+		if (p < n && norm_wtab[in[p]] != NORM_W_SEP)
+			return SIZE_MAX; /* a mixed token */
+		if (p - t == 1 && p + 1 < n && norm_join_sep(in[p]) &&
+		    norm_wtab[in[p + 1]] != NORM_W_SEP &&
+		    (p + 2 >= n || norm_wtab[in[p + 2]] == NORM_W_SEP))
+			return SIZE_MAX; /* maybe a spelled-out word */
+	}
+	o[olen] = '\0';
+	om[olen] = (uint32_t)n;
+	return olen;
+}
+
 /* Two instances of the pass: the ASCII fast path maps identically (no
  * imap look-up per byte), the Unicode path through its map. */
 static size_t norm_words_pass_ascii(const unsigned char *in, size_t n, char *o,
 				    uint32_t *om)
 {
+	size_t r = norm_words_simple(in, n, o, om);
+	if (r != SIZE_MAX)
+		return r;
 	return norm_words_run(in, NULL, n, (uint32_t)n, o, om);
 }
 
@@ -822,7 +1019,17 @@ static int norm_ascii(imp_arena_t *a, const char *src, size_t len, int mode,
 		if (len)
 			memcpy(o, src, len);
 		o[len] = '\0';
-		for (size_t i = 0; i <= len; i++)
+		size_t i = 0;
+#if defined(__SSE2__)
+		/* The identity map, four entries per store. */
+		__m128i idx = _mm_setr_epi32(0, 1, 2, 3);
+		const __m128i four = _mm_set1_epi32(4);
+		for (; i + 4 <= len + 1; i += 4) {
+			_mm_storeu_si128((__m128i *)(om + i), idx);
+			idx = _mm_add_epi32(idx, four);
+		}
+#endif
+		for (; i <= len; i++)
 			om[i] = (uint32_t)i;
 		out->len = len;
 	} else {
@@ -906,6 +1113,11 @@ static int norm_unicode(imp_arena_t *a, const char *src, size_t len, int mode,
 	out->s = w;
 	out->map = wm;
 	return IMP_OK;
+}
+
+bool imp_norm_is_ascii(const char *src, size_t len)
+{
+	return !len || (src && norm_is_ascii((const unsigned char *)src, len));
 }
 
 int imp_norm(imp_arena_t *a, const char *src, size_t len, int mode,

@@ -42,6 +42,11 @@ typedef struct imp_ntext_s {
 int imp_norm(imp_arena_t *a, const char *src, size_t len, int mode,
 	     imp_ntext_t *out);
 
+/* True when src[0..len) is all ASCII.  For such text the PLAIN view is the
+ * text itself with the identity map (map[i] == i), so a caller may use the
+ * source directly instead of calling imp_norm(). */
+bool imp_norm_is_ascii(const char *src, size_t len);
+
 /* True when byte c (of a WORDS view) is part of a word: an ASCII letter or
  * digit, or any byte >= 0x80 (non-ASCII letters survive folding). */
 static inline bool imp_norm_wordbyte(unsigned char c)

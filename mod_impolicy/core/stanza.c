@@ -73,6 +73,10 @@
 static const char stanza_ns_implied[] = STANZA_NS_CLIENT;
 /* xml:lang and friends; interned so that comparisons are cheap. */
 static const char stanza_ns_xml[] = STANZA_NS_XML;
+/* The stanza namespaces as declared (not implied): every stanza declares
+ * one, so its root need not copy it. */
+static const char stanza_ns_client[] = STANZA_NS_CLIENT;
+static const char stanza_ns_server[] = STANZA_NS_SERVER;
 
 /* ---- parsing ------------------------------------------------------------ */
 
@@ -205,6 +209,12 @@ static const char *stanza_intern_ns(stanza_parser_t *sp, const char *uri,
 	if (ulen == sizeof(STANZA_NS_XML) - 1 &&
 	    memcmp(uri, STANZA_NS_XML, ulen) == 0)
 		return stanza_ns_xml;
+	if (ulen == sizeof(STANZA_NS_CLIENT) - 1 &&
+	    memcmp(uri, STANZA_NS_CLIENT, ulen) == 0)
+		return stanza_ns_client;
+	if (ulen == sizeof(STANZA_NS_SERVER) - 1 &&
+	    memcmp(uri, STANZA_NS_SERVER, ulen) == 0)
+		return stanza_ns_server;
 	return imp_arena_strndup(sp->arena, uri, ulen);
 }
 
@@ -398,6 +408,9 @@ typedef struct stanza_strv_s {
 
 typedef struct stanza_fbuild_s {
 	imp_buf_t buf;
+	/* While the field's text is exactly one text node's, that node and
+	 * no copy in buf (see stanza_fb_own). */
+	imp_xnode_t *lazy;
 	imp_fseg_t *segs;
 	size_t n_segs, cap_segs;
 	bool sep_pending; /* a separator goes before the next text */
@@ -424,6 +437,9 @@ static bool stanza_has_prefix(const char *s, const char *p)
 
 static bool stanza_is_stanza_ns(const char *ns)
 {
+	if (ns == stanza_ns_client || ns == stanza_ns_server ||
+	    ns == stanza_ns_implied)
+		return true;
 	return stanza_eq(ns, STANZA_NS_CLIENT) ||
 	       stanza_eq(ns, STANZA_NS_SERVER);
 }
@@ -483,6 +499,24 @@ static void stanza_strv_push(stanza_extract_t *ex, stanza_strv_t *sv,
 	sv->v[sv->n++] = s;
 }
 
+/* A field whose text is exactly one text node's text uses that text
+ * instead of a copy (a chat body is one node): the field text and the
+ * node text are then the same bytes, which imp_stanza_mask masks twice,
+ * harmlessly.  Anything more turns it into an owned copy first. */
+static void stanza_fb_own(stanza_fbuild_t *fb)
+{
+	if (fb->lazy) {
+		const imp_xnode_t *tn = fb->lazy;
+		fb->lazy = NULL;
+		imp_buf_append(&fb->buf, tn->text, tn->text_len);
+	}
+}
+
+static size_t stanza_fb_len(const stanza_fbuild_t *fb)
+{
+	return fb->lazy ? fb->lazy->text_len : fb->buf.len;
+}
+
 static void stanza_field_sep(stanza_extract_t *ex, imp_field_t f)
 {
 	ex->f[f].sep_pending = true;
@@ -493,8 +527,10 @@ static void stanza_field_add(stanza_extract_t *ex, imp_field_t f,
 			     imp_xnode_t *tn)
 {
 	stanza_fbuild_t *fb = &ex->f[f];
-	if (fb->sep_pending && fb->buf.len > 0)
+	if (fb->sep_pending && stanza_fb_len(fb) > 0) {
+		stanza_fb_own(fb);
 		imp_buf_putc(&fb->buf, '\n');
+	}
 	fb->sep_pending = false;
 	if (tn->text_len == 0)
 		return;
@@ -512,9 +548,14 @@ static void stanza_field_add(stanza_extract_t *ex, imp_field_t f,
 	}
 	imp_fseg_t *sg = &fb->segs[fb->n_segs++];
 	sg->node = tn;
-	sg->field_off = (uint32_t)fb->buf.len;
+	sg->field_off = (uint32_t)stanza_fb_len(fb);
 	sg->node_off = 0;
 	sg->len = (uint32_t)tn->text_len;
+	if (stanza_fb_len(fb) == 0) {
+		fb->lazy = tn;
+		return;
+	}
+	stanza_fb_own(fb);
 	imp_buf_append(&fb->buf, tn->text, tn->text_len);
 }
 
@@ -678,21 +719,27 @@ static unsigned char stanza_root_child_zone(stanza_extract_t *ex,
 		return ZONE_OTHER;
 	if (strcmp(n->name, "body") == 0) {
 		/* Bodies in several languages: one per line. */
-		if (st->fields[IMP_FIELD_BODY].present)
+		if (st->fields[IMP_FIELD_BODY].present) {
+			stanza_fb_own(&ex->f[IMP_FIELD_BODY]);
 			imp_buf_putc(&ex->f[IMP_FIELD_BODY].buf, '\n');
+		}
 		st->fields[IMP_FIELD_BODY].present = true;
-		ex->body_start = ex->f[IMP_FIELD_BODY].buf.len;
+		ex->body_start = stanza_fb_len(&ex->f[IMP_FIELD_BODY]);
 		return ZONE_BODY;
 	}
 	if (strcmp(n->name, "subject") == 0) {
-		if (st->fields[IMP_FIELD_SUBJECT].present)
+		if (st->fields[IMP_FIELD_SUBJECT].present) {
+			stanza_fb_own(&ex->f[IMP_FIELD_SUBJECT]);
 			imp_buf_putc(&ex->f[IMP_FIELD_SUBJECT].buf, '\n');
+		}
 		st->fields[IMP_FIELD_SUBJECT].present = true;
 		return ZONE_SUBJECT;
 	}
 	if (strcmp(n->name, "status") == 0 && st->kind == IMP_KIND_PRESENCE) {
-		if (st->fields[IMP_FIELD_STATUS].present)
+		if (st->fields[IMP_FIELD_STATUS].present) {
+			stanza_fb_own(&ex->f[IMP_FIELD_STATUS]);
 			imp_buf_putc(&ex->f[IMP_FIELD_STATUS].buf, '\n');
+		}
 		st->fields[IMP_FIELD_STATUS].present = true;
 		return ZONE_STATUS;
 	}
@@ -742,11 +789,12 @@ static void stanza_leave(stanza_extract_t *ex, imp_xnode_t *n, unsigned d,
 	if (zone == ZONE_XHTML && !stanza_xhtml_inline(n->name))
 		stanza_field_sep(ex, IMP_FIELD_XHTML);
 	if (d == 1 && zone == ZONE_BODY) {
-		const imp_buf_t *b = &ex->f[IMP_FIELD_BODY].buf;
+		const stanza_fbuild_t *fb = &ex->f[IMP_FIELD_BODY];
+		const char *data = fb->lazy ? fb->lazy->text : fb->buf.data;
 		/* OTR data, query and error messages all start "?OTR"
 		 * ("?OTR:", "?OTRv23?", "?OTR Error:"). */
-		if (b->len - ex->body_start >= 4 &&
-		    memcmp(b->data + ex->body_start, "?OTR", 4) == 0)
+		if (stanza_fb_len(fb) - ex->body_start >= 4 &&
+		    memcmp(data + ex->body_start, "?OTR", 4) == 0)
 			ex->st->e2ee |= IMP_E2E_OTR;
 	}
 }
@@ -774,14 +822,40 @@ static int stanza_extract(imp_arena_t *a, imp_stanza_t *st, unsigned depth)
 	} else {
 		st->kind = IMP_KIND_OTHER;
 	}
-	st->type = stanza_attr(root, "type");
-	st->id = stanza_attr(root, "id");
-	st->from = stanza_attr(root, "from");
-	st->to = stanza_attr(root, "to");
-	for (size_t i = 0; i < root->n_attrs; i++)
-		if (stanza_eq(root->attrs[i].ns, stanza_ns_xml) &&
-		    strcmp(root->attrs[i].name, "lang") == 0)
-			st->lang = root->attrs[i].value;
+	/* One pass over the root's attributes; the first unqualified one of
+	 * each name counts (as stanza_attr would find it), the last
+	 * xml:lang. */
+	for (size_t i = 0; i < root->n_attrs; i++) {
+		const imp_xattr_t *at = &root->attrs[i];
+		const char *nm = at->name;
+		const char **slot = NULL;
+		if (at->ns) {
+			if (stanza_eq(at->ns, stanza_ns_xml) &&
+			    strcmp(nm, "lang") == 0)
+				st->lang = at->value;
+			continue;
+		}
+		switch (nm[0]) {
+		case 't':
+			if (strcmp(nm, "type") == 0)
+				slot = &st->type;
+			else if (strcmp(nm, "to") == 0)
+				slot = &st->to;
+			break;
+		case 'i':
+			if (nm[1] == 'd' && nm[2] == '\0')
+				slot = &st->id;
+			break;
+		case 'f':
+			if (strcmp(nm, "from") == 0)
+				slot = &st->from;
+			break;
+		default:
+			break;
+		}
+		if (slot && !*slot)
+			*slot = at->value;
+	}
 
 	/* Iterative pre-order walk; lv[d] is the context of the element at
 	 * depth d (root = 0), so deep trees cannot exhaust the C stack. */
@@ -836,8 +910,13 @@ static int stanza_extract(imp_arena_t *a, imp_stanza_t *st, unsigned depth)
 		imp_ftext_t *ft = &st->fields[i];
 		if (fb->buf.oom)
 			ex.nomem = true;
-		ft->text = fb->buf.len ? fb->buf.data : (char *)"";
-		ft->len = fb->buf.len;
+		if (fb->lazy) {
+			ft->text = fb->lazy->text;
+			ft->len = fb->lazy->text_len;
+		} else {
+			ft->text = fb->buf.len ? fb->buf.data : (char *)"";
+			ft->len = fb->buf.len;
+		}
 		ft->segs = fb->segs;
 		ft->n_segs = fb->n_segs;
 	}
@@ -885,13 +964,19 @@ typedef struct stanza_fast_s {
  * character data (printable ASCII but '&', '<', ']'; tab, newline),
  * FT_ATTR in attribute values (printable ASCII but '&', '<' and quotes),
  * FT_NAME in names, FT_NAMESTART at their start. */
-enum { FT_TEXT = 1, FT_ATTR = 2, FT_NAME = 4, FT_NAMESTART = 8 };
+enum {
+	FT_TEXT = 1,
+	FT_ATTR = 2,
+	FT_NAME = 4,
+	FT_NAMESTART = 8,
+	FT_SPACE = 16 /* white space between attributes */
+};
 
 /* clang-format off */
 static const unsigned char stanza_fast_tab[256] = {
-	 0,  0,  0,  0,  0,  0,  0,  0,  0,  1,  1,  0,  0,  0,  0,  0,
+	 0,  0,  0,  0,  0,  0,  0,  0,  0, 17, 17,  0,  0,  0,  0,  0,
 	 0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,
-	 3,  3,  1,  3,  3,  3,  0,  1,  3,  3,  3,  3,  3,  7,  7,  3,
+	19,  3,  1,  3,  3,  3,  0,  1,  3,  3,  3,  3,  3,  7,  7,  3,
 	 7,  7,  7,  7,  7,  7,  7,  7,  7,  7,  3,  3,  0,  3,  3,  3,
 	 3, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15,
 	15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15,  3,  3,  2,  3, 15,
@@ -915,7 +1000,7 @@ static bool stanza_fast_namestart(unsigned char c)
 
 static bool stanza_fast_space(unsigned char c)
 {
-	return c == ' ' || c == '\t' || c == '\n';
+	return (stanza_fast_tab[c] & FT_SPACE) != 0; /* ' ', '\t', '\n' */
 }
 
 /* An XML 1.0 Char (section 2.2). */
@@ -1198,15 +1283,28 @@ static void stanza_fast_elem(stanza_parser_t *sp, const char *uri, size_t ulen,
 	imp_xnode_t *n = stanza_elem_begin(sp, uri, ulen, na);
 	if (!n)
 		return;
-	n->name = imp_arena_strndup(sp->arena, name, nlen);
-	if (!n->name)
+	/* The element's name and all its attribute names and values in one
+	 * arena block, each NUL-terminated. */
+	size_t total = nlen + 1;
+	for (size_t i = 0; i < na; i++)
+		total += al[i] + vl[i] + 2;
+	char *blk = imp_arena_alloc(sp->arena, total);
+	if (!blk)
 		goto nomem;
+	memcpy(blk, name, nlen);
+	blk[nlen] = '\0';
+	n->name = blk;
+	blk += nlen + 1;
 	for (size_t i = 0; i < na; i++) {
 		imp_xattr_t *at = &n->attrs[i];
-		at->name = imp_arena_strndup(sp->arena, an[i], al[i]);
-		at->value = imp_arena_strndup(sp->arena, av[i], vl[i]);
-		if (!at->name || !at->value)
-			goto nomem;
+		memcpy(blk, an[i], al[i]);
+		blk[al[i]] = '\0';
+		at->name = blk;
+		blk += al[i] + 1;
+		memcpy(blk, av[i], vl[i]);
+		blk[vl[i]] = '\0';
+		at->value = blk;
+		blk += vl[i] + 1;
 	}
 	stanza_elem_enter(sp, n);
 	return;
@@ -1273,7 +1371,8 @@ static bool stanza_fast_start(stanza_parser_t *sp, stanza_fast_t *f,
 		if (na == STANZA_FAST_ATTRS)
 			return false;
 		for (size_t i = 0; i < na; i++)
-			if (alens[i] == al && memcmp(anames[i], an, al) == 0)
+			if (alens[i] == al && anames[i][0] == an[0] &&
+			    memcmp(anames[i], an, al) == 0)
 				return false; /* duplicate: expat reports */
 		anames[na] = an;
 		alens[na] = al;

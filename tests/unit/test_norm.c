@@ -318,6 +318,81 @@ static void test_edges(imp_arena_t *a)
 	}
 }
 
+/* ASCII text takes a quick WORDS pass for its common shape, and the full
+ * token machine otherwise; non-ASCII text always takes the machine.  The
+ * two must agree: s and s + "\n\u00e9" (a non-joining separator, then a
+ * letter that folds to "e") must give the same view and map up to the
+ * added token.  The alphabet leans on what the quick pass must refuse:
+ * '!' between letters, leet digits and symbols, triple letters, spelled-
+ * out words. */
+static void test_ascii_paths(imp_arena_t *a)
+{
+	static const char alpha[] = "aabbcdeeEfghiIjklmnopqrstuvwxyzZA"
+				    "     .,-_*!?;:'\"&@$0123456789\n\t";
+	static const char tight[] = "aab !.1 ";
+	uint64_t seed = 0x5eed1234abcdULL;
+	unsigned bad = 0, n_cases = 40000;
+	for (unsigned it = 0; it < n_cases; it++) {
+		char s[160];
+		seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+		size_t n = (size_t)((seed >> 33) % 60);
+		for (size_t i = 0; i < n; i++) {
+			seed = seed * 6364136223846793005ULL +
+			       1442695040888963407ULL;
+			unsigned r = (unsigned)(seed >> 33);
+			s[i] = it % 3 == 0   ? tight[r % (sizeof(tight) - 1)]
+			       : it % 3 == 1 ? alpha[r % (sizeof(alpha) - 1)]
+					     : (char)(1 + r % 127);
+		}
+		if (it % 4 == 3) {
+			/* prose, to reach the sixteen-byte blocks */
+			static const char *const w[] = {
+				"a",       "I",   "b",    "hello", "the",
+				"Meeting", "R&D", "it's", "oo",    "budget",
+				"5",       "@",   "x1",   "ooo",   "Hmmm",
+				"e!t",     "zZz", "2026"};
+			static const char *const sp[] = {" ",  " ",  " ", " ",
+							 ", ", ". ", "-", "  "};
+			n = 0;
+			while (n < 120) {
+				seed = seed * 6364136223846793005ULL +
+				       1442695040888963407ULL;
+				unsigned r = (unsigned)(seed >> 33);
+				/* mostly words the quick pass takes, so that
+				 * whole texts reach it */
+				const char *x = r % 8 ? w[r % 10]
+						      : w[r % IMP_ARRAY_LEN(w)];
+				const char *y =
+					sp[(r >> 8) % IMP_ARRAY_LEN(sp)];
+				memcpy(s + n, x, strlen(x));
+				n += strlen(x);
+				memcpy(s + n, y, strlen(y));
+				n += strlen(y);
+			}
+		}
+		memcpy(s + n, "\n\xC3\xA9", 4);
+		imp_ntext_t w1, w2;
+		if (imp_norm(a, s, n, IMP_NORM_WORDS, &w1) != IMP_OK ||
+		    imp_norm(a, s, n + 3, IMP_NORM_WORDS, &w2) != IMP_OK) {
+			bad++;
+			continue;
+		}
+		size_t want = w1.len ? w1.len + 2 : 1;
+		bool ok = w2.len == want && memcmp(w2.s, w1.s, w1.len) == 0 &&
+			  strcmp(w2.s + want - 1, "e") == 0 &&
+			  memcmp(w2.map, w1.map, w1.len * sizeof(uint32_t)) ==
+				  0 &&
+			  w1.map[w1.len] == n;
+		if (!ok && bad++ == 0)
+			fprintf(stderr,
+				"ASCII and machine differ on \"%.*s\": "
+				"\"%s\" vs \"%s\"\n",
+				(int)n, s, w1.s, w2.s);
+		imp_arena_reset(a);
+	}
+	CHECK_INT(bad, 0);
+}
+
 int main(void)
 {
 	imp_ctx_t *ctx = NULL;
@@ -333,6 +408,7 @@ int main(void)
 			  IMP_NORM_WORDS);
 		test_maps(a);
 		test_edges(a);
+		test_ascii_paths(a);
 		imp_arena_free(a);
 	}
 	imp_ctx_free(ctx);
