@@ -1,6 +1,6 @@
 /*
  * archive.c -- the compliance archive writer: imp_archive_open, submit,
- * flush, stats and close (impolicy.h).
+ * submit_async, flush, stats and close (impolicy.h).
  *
  * Purpose: record every judged stanza in PostgreSQL without ever blocking
  * the host's event loop (except, in strict mode, for the group commit that
@@ -60,6 +60,15 @@
  *    the fsynced quarantine file (imp_spool_quarantine), is logged with
  *    its SQLSTATE (never its body) and counted in `quarantined`, so that
  *    one bad row never holds up the stream behind it.
+ *  - Completions: a strict submitter waits on an arc_waiter_t; an
+ *    asynchronous one (imp_archive_submit_async) is owed a callback.  The
+ *    writer settles both at the same points (arc_complete, under mu: a
+ *    batch committed, spooled, or dropped by arc_rewind; close), collects
+ *    the callbacks and calls them after releasing mu (arc_fire), in seq
+ *    order.  Only the writer (or close, after the join) completes records,
+ *    so each is completed exactly once.
+ *  - Status file (cfg->status_file): rewritten by the writer thread about
+ *    once a second and at close (tmp + rename), JSON of the stats.
  *  - open never guesses the chain head: with none in the spool and
  *    PostgreSQL unreachable it fails (IMP_ERR_IO) unless cfg->new_node.
  *
@@ -81,11 +90,13 @@
 #include "spool.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define ARC_QUEUE_DEFAULT 65536
 #define ARC_BATCH_DEFAULT 1000
@@ -94,6 +105,7 @@
 #define ARC_BACKOFF_MIN_MS 100
 #define ARC_BACKOFF_MAX_MS 10000
 #define ARC_DSN_MAX (64 * 1024)
+#define ARC_STATUS_EVERY_US 1000000 /* status file rewrites */
 
 /* PostgreSQL type oids for the parameters we send. */
 #define ARC_OID_BYTEA 17
@@ -169,11 +181,25 @@ typedef struct arc_waiter_s {
 	int rc; /* IMP_OK or IMP_ERR_IO */
 } arc_waiter_t;
 
+/* How a record's submitter learns the outcome (its completion): a strict
+ * waiter is woken (w), an asynchronous submitter is called back (fn, ud),
+ * a plain batched submit hears nothing (both NULL). */
 typedef struct arc_item_s {
 	imp_record_t *r;
-	arc_waiter_t *w; /* NULL in batched mode */
-	int64_t enq_us;  /* monotonic enqueue time (batch_ms) */
+	arc_waiter_t *w;        /* strict imp_archive_submit */
+	imp_archive_done_fn fn; /* imp_archive_submit_async */
+	void *ud;
+	int64_t enq_us; /* monotonic enqueue time (batch_ms) */
 } arc_item_t;
+
+/* A callback owed to an asynchronous submitter: collected under mu by the
+ * writer, called by the writer after it lets go of mu (arc_fire). */
+typedef struct arc_comp_s {
+	imp_archive_done_fn fn;
+	void *ud;
+	uint64_t seq;
+	int rc;
+} arc_comp_t;
 
 struct imp_archive_s {
 	imp_ctx_t *ctx;
@@ -221,6 +247,11 @@ struct imp_archive_s {
 	imp_buf_t arr;         /* scratch for array literals */
 	imp_buf_t scol[ARC_N_STANZA_PARAMS]; /* array parameters */
 	imp_buf_t fcol[ARC_N_FLAG_PARAMS];
+	arc_comp_t *comp; /* callbacks owed (arc_fire) */
+	size_t comp_n, comp_cap;
+	char *status_file, *status_tmp; /* NULL: none */
+	int64_t status_next;            /* monotonic: next rewrite */
+	bool status_warned;             /* failure logged once */
 };
 
 /* ---- small helpers -------------------------------------------------------- */
@@ -716,6 +747,69 @@ static void arc_refresh_spool_stats(imp_archive_t *ar)
 	pthread_mutex_unlock(&ar->mu);
 }
 
+/* Counts a record that could not be taken; returns what submit returns.
+ * Called with mu held. */
+static int arc_refuse(imp_archive_t *ar, int rc_closed)
+{
+	if (ar->on_failure == IMP_FAIL_OPEN) {
+		ar->n_lost++;
+		return IMP_OK;
+	}
+	ar->n_refused++;
+	return rc_closed;
+}
+
+/* Completes one item with rc (IMP_OK or an error), with mu held, on the
+ * writer thread: wakes a strict waiter (the submitter counts the refusal),
+ * or owes an asynchronous submitter its callback (counted here: refused,
+ * or lost with IMP_FAIL_OPEN), or, for a plain batched record, counts it
+ * lost when dropped (count_lost).  The callback is called by arc_fire once
+ * mu is released; should the list not grow (out of memory), it is called
+ * right here, under mu, which done's contract (queue and signal only)
+ * allows. */
+static void arc_complete(imp_archive_t *ar, arc_item_t *it, int rc,
+			 bool count_lost)
+{
+	if (it->w) {
+		it->w->rc = rc;
+		it->w->done = 1;
+	} else if (it->fn) {
+		int crc = rc == IMP_OK ? IMP_OK : arc_refuse(ar, rc);
+		uint64_t seq = it->r ? it->r->seq : 0;
+		if (ar->comp_n == ar->comp_cap) {
+			size_t cap = ar->comp_cap ? 2 * ar->comp_cap : 64;
+			arc_comp_t *c = imp_realloc(ar->ctx, ar->comp,
+						    cap * sizeof(*c));
+			if (c) {
+				ar->comp = c;
+				ar->comp_cap = cap;
+			}
+		}
+		if (ar->comp_n < ar->comp_cap) {
+			ar->comp[ar->comp_n++] =
+				(arc_comp_t){it->fn, it->ud, seq, crc};
+		} else {
+			/* Keep the order: what is owed goes first. */
+			for (size_t i = 0; i < ar->comp_n; i++)
+				ar->comp[i].fn(ar->comp[i].ud, ar->comp[i].seq,
+					       ar->comp[i].rc);
+			ar->comp_n = 0;
+			it->fn(it->ud, seq, crc);
+		}
+		it->fn = NULL;
+	} else if (count_lost && rc != IMP_OK) {
+		ar->n_lost++;
+	}
+}
+
+/* Calls the callbacks owed, in seq order.  Writer thread, without mu. */
+static void arc_fire(imp_archive_t *ar)
+{
+	for (size_t i = 0; i < ar->comp_n; i++)
+		ar->comp[i].fn(ar->comp[i].ud, ar->comp[i].seq, ar->comp[i].rc);
+	ar->comp_n = 0;
+}
+
 /* Records [from, n) of the batch and everything queued behind them could
  * not be made durable anywhere: drop them and rewind the sequence to the
  * chain head (their numbers were never stored, so reusing them leaves no
@@ -731,47 +825,33 @@ static void arc_rewind(imp_archive_t *ar, arc_item_t *items, size_t from,
 			? "refusing stanzas (fail-closed)"
 			: "dropping records (fail-open)");
 	pthread_mutex_lock(&ar->mu);
-	uint64_t lost = 0;
 	for (size_t i = from; i < n; i++) {
-		if (items[i].w) {
-			items[i].w->rc = IMP_ERR_IO;
-			items[i].w->done = 1;
-		} else {
-			lost++;
-		}
+		arc_complete(ar, &items[i], IMP_ERR_IO, true);
 		imp_record_free(ar->ctx, items[i].r);
 		items[i].r = NULL;
 	}
 	while (ar->q_len > 0) {
 		arc_item_t *it = &ar->q[ar->q_head];
-		if (it->w) {
-			it->w->rc = IMP_ERR_IO;
-			it->w->done = 1;
-		} else {
-			lost++;
-		}
+		arc_complete(ar, it, IMP_ERR_IO, true);
 		imp_record_free(ar->ctx, it->r);
 		ar->q_head = (ar->q_head + 1) % ar->queue_max;
 		ar->q_len--;
 	}
-	ar->n_lost += lost;
 	ar->last_seq = ar->head.seq;
 	ar->unrecordable = true;
 	ar->unrecordable_until = arc_mono_us() + (int64_t)ar->backoff_ms * 1000;
 	pthread_cond_broadcast(&ar->cv_done);
 	pthread_cond_broadcast(&ar->cv_space);
 	pthread_mutex_unlock(&ar->mu);
+	arc_fire(ar);
 }
 
-/* Marks items [0, n) finished with rc (strict waiters wake up) and frees
- * their records. */
+/* Marks items [0, n) finished with rc (strict waiters wake up, callbacks
+ * are owed: arc_fire after mu) and frees their records.  With mu held. */
 static void arc_finish(imp_archive_t *ar, arc_item_t *items, size_t n, int rc)
 {
 	for (size_t i = 0; i < n; i++) {
-		if (items[i].w) {
-			items[i].w->rc = rc;
-			items[i].w->done = 1;
-		}
+		arc_complete(ar, &items[i], rc, false);
 		imp_record_free(ar->ctx, items[i].r);
 		items[i].r = NULL;
 	}
@@ -828,6 +908,7 @@ static void arc_write_batch(imp_archive_t *ar, arc_item_t *items, size_t n,
 			ar->inflight -= done;
 			pthread_cond_broadcast(&ar->cv_done);
 			pthread_mutex_unlock(&ar->mu);
+			arc_fire(ar);
 		}
 		if (done == chained) {
 			if (chained < n)
@@ -874,6 +955,7 @@ static void arc_write_batch(imp_archive_t *ar, arc_item_t *items, size_t n,
 	ar->inflight -= n;
 	pthread_cond_broadcast(&ar->cv_done);
 	pthread_mutex_unlock(&ar->mu);
+	arc_fire(ar);
 	if (k < n)
 		arc_rewind(ar, items, k, n);
 	else if (k > 0 && spool_empty)
@@ -941,6 +1023,74 @@ static bool arc_replay(imp_archive_t *ar)
 	return ok;
 }
 
+/* Rewrites the status file (tmp + rename: a reader sees the old or the new
+ * content, never half of one).  Writer thread, or close after the join.
+ * No fsync: the file is a monitor's view, not a record. */
+static void arc_status_write(imp_archive_t *ar)
+{
+	if (!ar->status_file)
+		return;
+	imp_archive_stats_t st;
+	imp_archive_stats(ar, &st);
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	int64_t wall = (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000;
+	char buf[1024];
+	snprintf(buf, sizeof(buf),
+		 ", \"pid\": %ld, \"updated_us\": %" PRId64
+		 ", \"submitted\": %" PRIu64 ", \"queued\": %" PRIu64
+		 ", \"written\": %" PRIu64 ", \"spooled\": %" PRIu64
+		 ", \"replayed\": %" PRIu64 ", \"refused\": %" PRIu64
+		 ", \"lost\": %" PRIu64 ", \"spool_bytes\": %" PRIu64
+		 ", \"oldest_unwritten_us\": %" PRId64
+		 ", \"connected\": %d, \"last_seq\": %" PRIu64
+		 ", \"quarantined\": %" PRIu64 "}\n",
+		 (long)getpid(), wall, st.submitted, st.queued, st.written,
+		 st.spooled, st.replayed, st.refused, st.lost, st.spool_bytes,
+		 st.oldest_unwritten_us, st.connected, st.last_seq,
+		 st.quarantined);
+	imp_buf_t b;
+	imp_buf_init(&b, ar->ctx, NULL);
+	imp_buf_puts(&b, "{\"node\": ");
+	imp_buf_json_str(&b, ar->node, strlen(ar->node));
+	imp_buf_puts(&b, buf);
+	bool ok = false;
+	int err = ENOMEM;
+	FILE *f = b.oom ? NULL : fopen(ar->status_tmp, "w");
+	if (!f && !b.oom)
+		err = errno;
+	if (f) {
+		ok = fwrite(b.data, 1, b.len, f) == b.len;
+		ok = fclose(f) == 0 && ok;
+		ok = ok && rename(ar->status_tmp, ar->status_file) == 0;
+		if (!ok) {
+			err = errno;
+			unlink(ar->status_tmp);
+		}
+	}
+	imp_buf_free(&b);
+	if (!ok && !ar->status_warned) {
+		ar->status_warned = true;
+		imp_log(ar->ctx, IMP_LOG_WARN,
+			"archive %s: cannot write the status file %s: %s",
+			ar->node, ar->status_file, strerror(err));
+	} else if (ok) {
+		ar->status_warned = false;
+	}
+}
+
+/* Rewrites the status file when it is due. */
+static void arc_status_tick(imp_archive_t *ar)
+{
+	if (!ar->status_file)
+		return;
+	int64_t now = arc_mono_us();
+	if (now < ar->status_next)
+		return;
+	ar->status_next = now + ARC_STATUS_EVERY_US;
+	arc_status_write(ar);
+}
+
 static void *arc_writer_main(void *arg)
 {
 	imp_archive_t *ar = arg;
@@ -948,6 +1098,7 @@ static void *arc_writer_main(void *arg)
 	bool strict = ar->durability == IMP_DURABILITY_STRICT;
 
 	for (;;) {
+		arc_status_tick(ar);
 		if (!ar->conn_ok && arc_mono_us() >= ar->reconnect_at)
 			arc_pg_connect(ar);
 
@@ -965,6 +1116,8 @@ static void *arc_writer_main(void *arg)
 				break;
 			if (!ar->conn_ok && now >= ar->reconnect_at)
 				break;
+			if (ar->status_file && now >= ar->status_next)
+				break; /* status_next: writer thread only */
 			int64_t deadline = INT64_MAX;
 			if (ar->q_len > 0)
 				deadline = ar->q[ar->q_head].enq_us +
@@ -974,6 +1127,8 @@ static void *arc_writer_main(void *arg)
 			/* Wake up now and then for the month rollover. */
 			if (deadline > now + 1000000)
 				deadline = now + 1000000;
+			if (ar->status_file && ar->status_next < deadline)
+				deadline = ar->status_next;
 			arc_wait(&ar->cv_writer, &ar->mu, deadline);
 		}
 		bool stopping = ar->stop;
@@ -1022,16 +1177,14 @@ static void *arc_writer_main(void *arg)
 			pthread_mutex_lock(&ar->mu);
 			while (ar->q_len > 0) {
 				arc_item_t *it = &ar->q[ar->q_head];
-				if (it->w) {
-					it->w->rc = IMP_ERR_IO;
-					it->w->done = 1;
-				}
+				arc_complete(ar, it, IMP_ERR_IO, false);
 				imp_record_free(ar->ctx, it->r);
 				ar->q_head = (ar->q_head + 1) % ar->queue_max;
 				ar->q_len--;
 			}
 			pthread_cond_broadcast(&ar->cv_done);
 			pthread_mutex_unlock(&ar->mu);
+			arc_fire(ar);
 		}
 	}
 	imp_mfree(ar->ctx, items);
@@ -1066,6 +1219,9 @@ static void arc_free(imp_archive_t *ar)
 	imp_mfree(ar->ctx, ar->retention_default);
 	imp_mfree(ar->ctx, ar->key_id);
 	imp_mfree(ar->ctx, ar->q);
+	imp_mfree(ar->ctx, ar->comp);
+	imp_mfree(ar->ctx, ar->status_file);
+	imp_mfree(ar->ctx, ar->status_tmp);
 	pthread_cond_destroy(&ar->cv_writer);
 	pthread_cond_destroy(&ar->cv_done);
 	pthread_cond_destroy(&ar->cv_space);
@@ -1180,6 +1336,16 @@ int imp_archive_open(imp_ctx_t *ctx, const imp_archive_config_t *cfg,
 		imp_strdup(ctx, cfg->retention_default ? cfg->retention_default
 						       : "default");
 	ar->q = imp_calloc(ctx, ar->queue_max, sizeof(*ar->q));
+	bool status_nomem = false;
+	if (cfg->status_file && *cfg->status_file) {
+		size_t sl = strlen(cfg->status_file);
+		ar->status_file = imp_strdup(ctx, cfg->status_file);
+		ar->status_tmp = imp_malloc(ctx, sl + 5);
+		if (ar->status_tmp)
+			snprintf(ar->status_tmp, sl + 5, "%s.tmp",
+				 cfg->status_file);
+		status_nomem = !ar->status_file || !ar->status_tmp;
+	}
 	if (cfg->hmac_key) {
 		ar->key = imp_malloc(ctx, cfg->hmac_key_len);
 		ar->key_id = imp_strdup(ctx, cfg->hmac_key_id);
@@ -1188,7 +1354,7 @@ int imp_archive_open(imp_ctx_t *ctx, const imp_archive_config_t *cfg,
 		ar->key_len = cfg->hmac_key_len;
 	}
 	if (!ar->node || !ar->spool_dir || !ar->retention_default || !ar->q ||
-	    (cfg->hmac_key && (!ar->key || !ar->key_id))) {
+	    status_nomem || (cfg->hmac_key && (!ar->key || !ar->key_id))) {
 		arc_free(ar);
 		return IMP_ERR_NOMEM;
 	}
@@ -1268,19 +1434,13 @@ int imp_archive_open(imp_ctx_t *ctx, const imp_archive_config_t *cfg,
 	return IMP_OK;
 }
 
-/* Counts a record that could not be taken; returns what submit returns. */
-static int arc_refuse(imp_archive_t *ar, int rc_closed)
-{
-	if (ar->on_failure == IMP_FAIL_OPEN) {
-		ar->n_lost++;
-		return IMP_OK;
-	}
-	ar->n_refused++;
-	return rc_closed;
-}
-
-int imp_archive_submit(imp_archive_t *ar, const imp_view_t *view,
-		       const imp_verdict_t *v, uint64_t *seq_out)
+/* Both submits.  done == NULL: imp_archive_submit (waits in strict mode);
+ * else asynchronous: never waits for durability, done follows when queued
+ * (IMP_OK).  A record refused at once in fail-open mode is counted lost and
+ * done(ud, 0, IMP_OK) is called here, before returning IMP_OK. */
+static int arc_submit(imp_archive_t *ar, const imp_view_t *view,
+		      const imp_verdict_t *v, imp_archive_done_fn done,
+		      void *ud, uint64_t *seq_out)
 {
 	if (seq_out)
 		*seq_out = 0;
@@ -1298,6 +1458,8 @@ int imp_archive_submit(imp_archive_t *ar, const imp_view_t *view,
 		if (arc_mono_us() < ar->unrecordable_until) {
 			int rc = arc_refuse(ar, IMP_ERR_IO);
 			pthread_mutex_unlock(&ar->mu);
+			if (rc == IMP_OK && done)
+				done(ud, 0, IMP_OK);
 			return rc;
 		}
 		ar->unrecordable = false; /* try again */
@@ -1311,11 +1473,14 @@ int imp_archive_submit(imp_archive_t *ar, const imp_view_t *view,
 		pthread_mutex_lock(&ar->mu);
 		rc = arc_refuse(ar, rc);
 		pthread_mutex_unlock(&ar->mu);
+		if (rc == IMP_OK && done)
+			done(ud, 0, IMP_OK);
 		return rc;
 	}
 
 	arc_waiter_t w = {0, IMP_OK};
-	bool strict = ar->durability == IMP_DURABILITY_STRICT;
+	bool wait = !done && ar->durability == IMP_DURABILITY_STRICT;
+	bool urgent = wait || (done && ar->durability == IMP_DURABILITY_STRICT);
 	pthread_mutex_lock(&ar->mu);
 	if (ar->q_len >= ar->queue_max && !ar->closing) {
 		int64_t deadline = arc_mono_us() + ARC_FULL_WAIT_US;
@@ -1328,6 +1493,8 @@ int imp_archive_submit(imp_archive_t *ar, const imp_view_t *view,
 				 : arc_refuse(ar, IMP_ERR_LIMIT);
 		pthread_mutex_unlock(&ar->mu);
 		imp_record_free(ar->ctx, r);
+		if (rc == IMP_OK && done)
+			done(ud, 0, IMP_OK);
 		return rc;
 	}
 	uint64_t seq = ++ar->last_seq;
@@ -1337,14 +1504,20 @@ int imp_archive_submit(imp_archive_t *ar, const imp_view_t *view,
 	ar->last_ts = r->ts_us;
 	size_t tail = (ar->q_head + ar->q_len) % ar->queue_max;
 	ar->q[tail].r = r;
-	ar->q[tail].w = strict ? &w : NULL;
+	ar->q[tail].w = wait ? &w : NULL;
+	ar->q[tail].fn = done;
+	ar->q[tail].ud = ud;
 	ar->q[tail].enq_us = arc_mono_us();
 	ar->q_len++;
 	ar->n_submitted++;
 	/* Wake the writer only when it has something to decide. */
-	if (strict || ar->q_len == 1 || ar->q_len >= ar->batch_max)
+	if (urgent || ar->q_len == 1 || ar->q_len >= ar->batch_max)
 		pthread_cond_signal(&ar->cv_writer);
-	if (strict) {
+	/* *seq_out is set before the writer can take the record (it needs
+	 * mu), so done never runs before the caller knows the number. */
+	if (done && seq_out)
+		*seq_out = seq;
+	if (wait) {
 		while (!w.done)
 			pthread_cond_wait(&ar->cv_done, &ar->mu);
 		rc = w.rc == IMP_OK ? IMP_OK : arc_refuse(ar, w.rc);
@@ -1352,9 +1525,27 @@ int imp_archive_submit(imp_archive_t *ar, const imp_view_t *view,
 			seq = 0;
 	}
 	pthread_mutex_unlock(&ar->mu);
-	if (seq_out)
+	if (!done && seq_out)
 		*seq_out = seq;
 	return rc;
+}
+
+int imp_archive_submit(imp_archive_t *ar, const imp_view_t *view,
+		       const imp_verdict_t *v, uint64_t *seq_out)
+{
+	return arc_submit(ar, view, v, NULL, NULL, seq_out);
+}
+
+int imp_archive_submit_async(imp_archive_t *ar, const imp_view_t *view,
+			     const imp_verdict_t *v, imp_archive_done_fn done,
+			     void *ud, uint64_t *seq_out)
+{
+	if (!done) {
+		if (seq_out)
+			*seq_out = 0;
+		return IMP_ERR_INVALID;
+	}
+	return arc_submit(ar, view, v, done, ud, seq_out);
 }
 
 int imp_archive_flush(imp_archive_t *ar, int timeout_ms)
@@ -1435,11 +1626,18 @@ void imp_archive_close(imp_archive_t *ar, int timeout_ms)
 	pthread_mutex_unlock(&ar->mu);
 	if (ar->thread_started)
 		pthread_join(ar->thread, NULL);
-	/* The writer leaves the queue empty; be safe anyway. */
+	/* The writer leaves the queue empty; be safe anyway (every
+	 * asynchronous submitter still hears exactly once). */
+	pthread_mutex_lock(&ar->mu);
 	while (ar->q_len > 0) {
-		imp_record_free(ar->ctx, ar->q[ar->q_head].r);
+		arc_item_t *it = &ar->q[ar->q_head];
+		arc_complete(ar, it, IMP_ERR_IO, true);
+		imp_record_free(ar->ctx, it->r);
 		ar->q_head = (ar->q_head + 1) % ar->queue_max;
 		ar->q_len--;
 	}
+	pthread_mutex_unlock(&ar->mu);
+	arc_fire(ar);
+	arc_status_write(ar);
 	arc_free(ar);
 }

@@ -405,6 +405,13 @@ typedef struct imp_archive_config_s {
 	                 over would reuse sequence numbers already in the
 	                 archive).  Appended: zero-initialised configs get the
 	                 safe behaviour. */
+	const char *status_file; /* NULL: none.  Else the writer thread
+	                            rewrites this file (tmp + rename) about
+	                            once a second and at close: a JSON object
+	                            with every imp_archive_stats_t field plus
+	                            "node", "pid" and "updated_us" (wall
+	                            clock); read by impolicyctl archive-status
+	                            --status-file.  Appended. */
 } imp_archive_config_t;
 
 /* Opens the archive: recovers the spool (truncating a torn tail), learns
@@ -424,6 +431,30 @@ IMP_API int imp_archive_open(imp_ctx_t *ctx, const imp_archive_config_t *cfg,
  * unusable, IMP_ERR_INVALID after close. */
 IMP_API int imp_archive_submit(imp_archive_t *ar, const imp_view_t *view,
 			       const imp_verdict_t *v, uint64_t *seq_out);
+
+/* Completion of an asynchronous submit: rc is IMP_OK (durable, or with
+ * IMP_FAIL_OPEN counted lost) or IMP_ERR_IO / IMP_ERR_LIMIT (refused). */
+typedef void (*imp_archive_done_fn)(void *ud, uint64_t seq, int rc);
+
+/* Like imp_archive_submit in strict mode but never waits: done(ud, seq, rc)
+ * is called exactly once, from the writer thread (or from this call when
+ * the record is refused at once), when the record is durable (rc IMP_OK)
+ * or could not be made durable (IMP_ERR_IO / IMP_ERR_LIMIT; with
+ * IMP_FAIL_OPEN, rc is IMP_OK and the record is counted lost).  Works in
+ * both durability modes (batched: done fires once the batch is committed
+ * in PostgreSQL or synced to the spool).  Returns IMP_OK when queued
+ * (*seq_out is set before done can run; done will follow), else the error
+ * and done is not called.  The one case of done inside this call:
+ * IMP_FAIL_OPEN and the record refused at once (unrecordable archive, full
+ * queue): done(ud, 0, IMP_OK), counted lost, then IMP_OK is returned.
+ * Writer-thread completions of one archive come in seq order, without the
+ * archive lock held (under it only if the writer runs out of memory); done
+ * must not call into the archive and should only queue and signal: it
+ * holds up the writer.  On failure seq was never stored and is reused. */
+IMP_API int imp_archive_submit_async(imp_archive_t *ar, const imp_view_t *view,
+				     const imp_verdict_t *v,
+				     imp_archive_done_fn done, void *ud,
+				     uint64_t *seq_out);
 
 /* Waits until every record submitted so far is committed in PostgreSQL
  * (not merely spooled), or timeout_ms passes (negative: no limit).

@@ -61,6 +61,11 @@ const char ctl_archive_usage_text[] =
 	"      when some are pending).\n"
 	"  archive-status [--dsn DSN] [--spool-dir DIR]\n"
 	"      Per node: records, last seq, last ts, open flags; spool files.\n"
+	"  archive-status --status-file F | --spool-dir DIR --node N\n"
+	"      A running writer's counters from its status file (default\n"
+	"      DIR/N.status; the second form when no DSN is given); exit 1\n"
+	"      when the file is missing or older than 5 s (writer not\n"
+	"      running).\n"
 	"  verify [--dsn DSN] [--node N] [--from T] [--to T] [--key-file F]\n"
 	"         [--key-id ID]\n"
 	"      Recompute the hash chains; one line per problem (altered,\n"
@@ -106,6 +111,7 @@ static const char *ca_prog = "impolicyctl";
 typedef struct ca_opts_s {
 	const char *dsn, *dsn_file, *sql_dir, *spool_dir, *node, *from, *to;
 	const char *key_file, *key_id, *user, *conv, *reason, *by, *limit;
+	const char *status_file;
 	int dry_run, all;
 	const char *args[CA_MAX_ARGS];
 	int n_args;
@@ -141,6 +147,7 @@ static int ca_parse(int argc, char **argv, const char *allowed, ca_opts_t *o)
 		{"--reason", offsetof(ca_opts_t, reason)},
 		{"--by", offsetof(ca_opts_t, by)},
 		{"--limit", offsetof(ca_opts_t, limit)},
+		{"--status-file", offsetof(ca_opts_t, status_file)},
 	};
 	int only_args = 0;
 	for (int i = 0; i < argc; i++) {
@@ -784,17 +791,159 @@ static void ca_spool_status(const char *dir)
 	}
 }
 
+/* A running writer's status file (imp_archive_config_t.status_file): one
+ * JSON object our writer writes, "key": value pairs.  Returns the number
+ * after "key": or -1 when absent. */
+static int ca_json_num(const char *js, const char *key, long long *out)
+{
+	char pat[64];
+	snprintf(pat, sizeof pat, "\"%s\":", key);
+	const char *p = strstr(js, pat);
+	if (p == NULL)
+		return -1;
+	p += strlen(pat);
+	while (*p == ' ')
+		p++;
+	char *end = NULL;
+	errno = 0;
+	long long v = strtoll(p, &end, 10);
+	if (end == p || errno != 0)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* The "node" string (printable; escapes other than \" and \\ shown as
+ * '?'). */
+static void ca_json_node(const char *js, char *out, size_t size)
+{
+	snprintf(out, size, "?");
+	const char *p = strstr(js, "\"node\":");
+	if (p == NULL)
+		return;
+	p += 7;
+	while (*p == ' ')
+		p++;
+	if (*p++ != '"')
+		return;
+	size_t n = 0;
+	for (; *p && *p != '"' && n + 1 < size; p++) {
+		char c = *p;
+		if (c == '\\') {
+			p++;
+			c = (*p == '"' || *p == '\\') ? *p : '?';
+			if (*p == 'u')
+				p += strlen(p) >= 5 ? 4 : 0;
+			if (*p == '\0')
+				break;
+		}
+		out[n++] = (unsigned char)c < 0x20 ? '?' : c;
+	}
+	out[n] = '\0';
+}
+
+#define CA_STATUS_MAX_AGE_S 5
+
+static int ca_status_file(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	if (f == NULL) {
+		fprintf(stderr,
+			"%s: archive-status: no status file %s: %s (is the "
+			"writer running, with this status file?)\n",
+			ca_prog, path, strerror(errno));
+		return CA_EXIT_FAIL;
+	}
+	char js[8192];
+	size_t n = fread(js, 1, sizeof js - 1, f);
+	js[n] = '\0';
+	struct stat sb;
+	int st_rc = fstat(fileno(f), &sb);
+	fclose(f);
+	static const char *const keys[] = {
+		"pid",         "updated_us",  "submitted",
+		"queued",      "written",     "spooled",
+		"replayed",    "refused",     "lost",
+		"quarantined", "spool_bytes", "oldest_unwritten_us",
+		"connected",   "last_seq"};
+	enum { K_N = sizeof keys / sizeof keys[0] };
+	long long v[K_N];
+	for (size_t k = 0; k < K_N; k++) {
+		if (ca_json_num(js, keys[k], &v[k]) != 0) {
+			fprintf(stderr,
+				"%s: archive-status: %s is not a status file "
+				"(no \"%s\")\n",
+				ca_prog, path, keys[k]);
+			return CA_EXIT_FAIL;
+		}
+	}
+	char node[256];
+	ca_json_node(js, node, sizeof node);
+	/* Age from the file's modification time: the kernel's clock, which
+	 * a faked clock in the writer's process does not move. */
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	double age =
+		st_rc == 0
+			? (double)(now.tv_sec - sb.st_mtim.tv_sec) +
+				  (double)(now.tv_nsec - sb.st_mtim.tv_nsec) /
+					  1e9
+			: 1e9;
+	time_t upd = (time_t)(v[1] / 1000000);
+	struct tm tm;
+	char when[64] = "?";
+	if (gmtime_r(&upd, &tm))
+		strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	printf("node %s: writer pid %lld, status updated %.1f s ago "
+	       "(writer clock %s), connected %s\n",
+	       node, v[0], age < 0 ? 0.0 : age, when, v[12] ? "yes" : "no");
+	printf("node %s: submitted %lld, queued %lld, written %lld, spooled "
+	       "%lld, replayed %lld, refused %lld, lost %lld, quarantined "
+	       "%lld, spool bytes %lld, oldest unwritten %lld us, last seq "
+	       "%lld\n",
+	       node, v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10],
+	       v[11], v[13]);
+	if (age > CA_STATUS_MAX_AGE_S) {
+		fprintf(stderr,
+			"%s: archive-status: %s is %.0f s old (more than %d "
+			"s): the writer of node %s is not running\n",
+			ca_prog, path, age, CA_STATUS_MAX_AGE_S, node);
+		return CA_EXIT_FAIL;
+	}
+	return CA_EXIT_OK;
+}
+
 static int ca_cmd_status(int argc, char **argv)
 {
 	ca_opts_t o;
 	memset(&o, 0, sizeof o);
-	int st =
-		ca_parse(argc, argv, "--dsn --dsn-file --spool-dir --node", &o);
+	int st = ca_parse(argc, argv,
+			  "--dsn --dsn-file --spool-dir --node --status-file",
+			  &o);
 	if (st != 0)
 		return st;
 	if (o.n_args != 0)
 		return ca_usage("archive-status: unexpected argument '%s'",
 				o.args[0]);
+	const char *env_dsn = getenv("IMPOLICY_DSN");
+	int have_dsn = o.dsn || o.dsn_file || (env_dsn && *env_dsn);
+	if (o.status_file) {
+		if (o.dsn || o.dsn_file)
+			return ca_usage("archive-status: --status-file reads "
+					"no database (drop --dsn)%s",
+					NULL);
+		return ca_status_file(o.status_file);
+	}
+	if (o.spool_dir && o.node && !have_dsn) {
+		size_t len = strlen(o.spool_dir) + strlen(o.node) + 9;
+		char *path = malloc(len);
+		if (path == NULL)
+			return CA_EXIT_FAIL;
+		snprintf(path, len, "%s/%s.status", o.spool_dir, o.node);
+		st = ca_status_file(path);
+		free(path);
+		return st;
+	}
 	PGconn *conn = ca_connect(&o);
 	if (conn == NULL)
 		return CTL_EXIT_DB;

@@ -6,7 +6,7 @@
 #
 # pg_test_start makes a temporary directory, starts a cluster in it through
 # scripts/pg-cluster.sh on a random loopback port (a collision only costs a
-# retry) and installs an EXIT trap that stops the cluster and removes the
+# retry; IMP_TEST_PG_PORT_BASE=N picks it among N..N+99 instead) and installs an EXIT trap that stops the cluster and removes the
 # directory on every exit.  It exits the calling script with status 1 when
 # PostgreSQL is missing or will not start: a test that needs a server it
 # cannot start fails loudly.
@@ -28,7 +28,11 @@ pg_test_start() {
 	_pg_started=""
 	for _ in 1 2 3 4 5 6; do
 		_r=$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')
-		IMP_PG_PORT=$((20000 + _r % 30000))
+		if [ -n "${IMP_TEST_PG_PORT_BASE:-}" ]; then
+			IMP_PG_PORT=$((IMP_TEST_PG_PORT_BASE + _r % 100))
+		else
+			IMP_PG_PORT=$((20000 + _r % 30000))
+		fi
 		export IMP_PG_PORT
 		if sh "$src/scripts/pg-cluster.sh" start >"$tmp/start.out" 2>&1; then
 			_pg_started=yes

@@ -127,6 +127,32 @@ sql "SELECT count(*) FROM impolicy.flag WHERE node = 'n1' AND state = 'open'"
 eq "flag rows written with the stanzas" "$(cat "$tmp/q")" 6
 run 0 "archive-status" -- archive-status --dsn "$dsn" --spool-dir "$tmp/spool" &&
 	expect_out "node n1: records $n1, last seq $n1, .*open flags 6" "archive-status n1"
+# ---- archive-status from a running writer's status file ---------------------------
+# The file as the writer thread writes it (test_writer checks the writer
+# side); freshness comes from its modification time.
+mkdir -p "$tmp/stspool"
+stf=$tmp/stspool/sm1.status
+now_us=$(($(date +%s) * 1000000))
+printf '{"node": "sm1", "pid": 4242, "updated_us": %s, "submitted": 12, "queued": 1, "written": 9, "spooled": 2, "replayed": 1, "refused": 3, "lost": 0, "spool_bytes": 512, "oldest_unwritten_us": 1500, "connected": 1, "last_seq": 12, "quarantined": 0}\n' \
+	"$now_us" >"$stf"
+run 0 "archive-status --status-file (fresh)" -- archive-status --status-file "$stf" &&
+	expect_out "^node sm1: writer pid 4242, status updated [0-9.]+ s ago \(writer clock [0-9T:-]+Z\), connected yes$" "status-file header" &&
+	expect_out "^node sm1: submitted 12, queued 1, written 9, spooled 2, replayed 1, refused 3, lost 0, quarantined 0, spool bytes 512, oldest unwritten 1500 us, last seq 12$" "status-file counters"
+run 0 "archive-status --spool-dir --node (fresh)" -- archive-status --spool-dir "$tmp/stspool" --node sm1 &&
+	expect_out "node sm1: submitted 12, queued 1, written 9" "status file found as DIR/NODE.status"
+run 64 "archive-status --status-file with --dsn" -- archive-status --status-file "$stf" --dsn "$dsn" && ok
+touch -d '-10 seconds' "$stf"
+run 1 "archive-status --status-file (stale)" -- archive-status --status-file "$stf" &&
+	expect_err "sm1.status is 1[0-9] s old \(more than 5 s\): the writer of node sm1 is not running" "stale status file" &&
+	expect_out "node sm1: submitted 12" "stale status still shows the counters"
+run 1 "archive-status --spool-dir --node (stale)" -- archive-status --spool-dir "$tmp/stspool" --node sm1 &&
+	expect_err "not running" "stale status file, DIR/NODE form"
+run 1 "archive-status --status-file (missing)" -- archive-status --status-file "$tmp/stspool/none.status" &&
+	expect_err "no status file .*none.status" "missing status file"
+echo '{"node": "x"}' >"$tmp/stspool/bad.status"
+run 1 "archive-status --status-file (not one)" -- archive-status --status-file "$tmp/stspool/bad.status" &&
+	expect_err "is not a status file" "malformed status file"
+
 run 0 "verify intact" -- verify --dsn "$dsn" &&
 	expect_err "intact: 1 node\\(s\\), $n1 record\\(s\\)" "verify intact summary"
 

@@ -11,8 +11,11 @@
  * thread in strict mode (every seq exactly once, spooled and replayed);
  * a restart while PostgreSQL is down (sequence numbers continue); and
  * fail-closed / fail-open with the spool unwritable (RLIMIT_FSIZE: root
- * ignores directory permissions) and PostgreSQL down.  Also checks that
- * the DSN's password never reaches the log.
+ * ignores directory permissions) and PostgreSQL down; asynchronous
+ * submit (imp_archive_submit_async) in both durability modes with
+ * PostgreSQL up, down, and down with the spool unwritable (each callback
+ * exactly once, in seq order, on the writer thread); the status file.
+ * Also checks that the DSN's password never reaches the log.
  */
 #include "../unit/check.h"
 #include "impolicy.h"
@@ -21,6 +24,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -962,6 +966,396 @@ static void test_dsn_file_hmac_big(void)
 	free(big);
 }
 
+/* ---- asynchronous submit ------------------------------------------------------------ */
+
+#define AS_MAX 512
+
+/* What the callbacks saw: for each submit (ud = its index) how often it
+ * was completed, with which seq and rc, in which order, on which thread. */
+typedef struct as_log_s {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int calls[AS_MAX];
+	uint64_t seq[AS_MAX];
+	int rc[AS_MAX];
+	int order[AS_MAX * 2]; /* ud indices in completion order */
+	int n;                 /* completions so far */
+	int on_submitter;      /* completions run on the submitting thread */
+	pthread_t submitter;
+} as_log_t;
+
+static as_log_t g_as;
+
+static void as_reset(void)
+{
+	pthread_mutex_lock(&g_as.mu);
+	memset(g_as.calls, 0, sizeof(g_as.calls));
+	memset(g_as.seq, 0, sizeof(g_as.seq));
+	memset(g_as.rc, 0, sizeof(g_as.rc));
+	g_as.n = 0;
+	g_as.on_submitter = 0;
+	g_as.submitter = pthread_self();
+	pthread_mutex_unlock(&g_as.mu);
+}
+
+static void as_done(void *ud, uint64_t seq, int rc)
+{
+	int i = (int)(intptr_t)ud;
+	pthread_mutex_lock(&g_as.mu);
+	if (i >= 0 && i < AS_MAX) {
+		g_as.calls[i]++;
+		g_as.seq[i] = seq;
+		g_as.rc[i] = rc;
+	}
+	if (g_as.n < AS_MAX * 2)
+		g_as.order[g_as.n] = i;
+	g_as.n++;
+	if (pthread_equal(pthread_self(), g_as.submitter))
+		g_as.on_submitter++;
+	pthread_cond_broadcast(&g_as.cv);
+	pthread_mutex_unlock(&g_as.mu);
+}
+
+/* Waits until n completions arrived (or timeout_ms); returns how many. */
+static int as_wait(int n, int timeout_ms)
+{
+	struct timespec dl;
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += timeout_ms / 1000;
+	dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+	if (dl.tv_nsec >= 1000000000) {
+		dl.tv_sec++;
+		dl.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&g_as.mu);
+	while (g_as.n < n)
+		if (pthread_cond_timedwait(&g_as.cv, &g_as.mu, &dl) != 0)
+			break;
+	int got = g_as.n;
+	pthread_mutex_unlock(&g_as.mu);
+	return got;
+}
+
+static int judge_submit_async(imp_archive_t *ar, const char *xml, size_t len,
+			      int idx, uint64_t *seq)
+{
+	imp_view_t view;
+	memset(&view, 0, sizeof(view));
+	view.version = IMP_VIEW_VERSION;
+	view.origin = IMP_ORIGIN_LOCAL;
+	view.xml = xml;
+	view.xml_len = len;
+	view.session_jid = "u0@acme.example/pc";
+	imp_verdict_t v;
+	int rc = imp_eval_run(g_ev, g_pol, &view, 0, &v);
+	if (rc == IMP_OK)
+		rc = imp_archive_submit_async(ar, &view, &v, as_done,
+					      (void *)(intptr_t)idx, seq);
+	imp_verdict_clear(&v);
+	return rc;
+}
+
+/* Submits n records asynchronously; every one must be queued with seq
+ * first_seq + i, and complete exactly once, in seq order, with rc. */
+static void as_run(imp_archive_t *ar, int n, uint64_t first_seq, int want_rc)
+{
+	as_reset();
+	int queued = 0, seq_ok = 0;
+	for (int i = 0; i < n; i++) {
+		char buf[512];
+		make_msg(buf, sizeof(buf), i, i % 10 == 0 ? "flagword" : "a");
+		uint64_t seq = 0;
+		if (judge_submit_async(ar, buf, strlen(buf), i, &seq) == IMP_OK)
+			queued++;
+		if (seq == first_seq + (uint64_t)i)
+			seq_ok++;
+	}
+	CHECK_INT(queued, n);
+	CHECK_INT(seq_ok, n);
+	CHECK_INT(as_wait(n, 20000), n);
+	usleep(20000); /* a duplicate completion would show up now */
+	pthread_mutex_lock(&g_as.mu);
+	int once = 0, rc_ok = 0, seq_match = 0, in_order = 0;
+	for (int i = 0; i < n; i++) {
+		once += g_as.calls[i] == 1;
+		rc_ok += g_as.rc[i] == want_rc;
+		seq_match += g_as.seq[i] == first_seq + (uint64_t)i;
+		in_order += i < g_as.n && g_as.order[i] == i;
+	}
+	CHECK_INT(g_as.n, n);
+	CHECK_INT(g_as.on_submitter, 0);
+	pthread_mutex_unlock(&g_as.mu);
+	CHECK_INT(once, n);
+	CHECK_INT(rc_ok, n);
+	CHECK_INT(seq_match, n);
+	CHECK_INT(in_order, n);
+}
+
+/* PostgreSQL up: strict and batched; the rows are there once the
+ * callbacks have fired (no flush needed in the strict case: durable means
+ * committed here). */
+static void test_async_up(void)
+{
+	imp_archive_t *ar = open_archive_new("as_strict", IMP_DURABILITY_STRICT,
+					     IMP_FAIL_CLOSED, 1);
+	if (ar) {
+		as_run(ar, 300, 1, IMP_OK);
+		check_seqs("as_strict", 300);
+		imp_archive_stats_t st;
+		imp_archive_stats(ar, &st);
+		CHECK_INT(st.written, 300);
+		CHECK_INT(st.spooled, 0);
+		imp_archive_close(ar, 5000);
+	}
+	ar = open_archive_new("as_batch", IMP_DURABILITY_BATCHED,
+			      IMP_FAIL_CLOSED, 1);
+	if (ar) {
+		as_run(ar, 400, 1, IMP_OK);
+		check_seqs("as_batch", 400);
+		imp_archive_close(ar, 5000);
+	}
+	/* No callback: invalid, nothing queued. */
+	ar = open_archive("as_batch", IMP_DURABILITY_BATCHED, IMP_FAIL_CLOSED);
+	if (ar) {
+		imp_view_t view;
+		memset(&view, 0, sizeof(view));
+		view.version = IMP_VIEW_VERSION;
+		view.xml = "<message/>";
+		view.xml_len = 10;
+		imp_verdict_t v;
+		memset(&v, 0, sizeof(v));
+		uint64_t seq = 7;
+		CHECK_INT(imp_archive_submit_async(ar, &view, &v, NULL, NULL,
+						   &seq),
+			  IMP_ERR_INVALID);
+		CHECK_INT(seq, 0);
+		/* Queued then closed at once: still completed once. */
+		as_run(ar, 50, 401, IMP_OK);
+		imp_archive_close(ar, 5000);
+		check_seqs("as_batch", 450);
+	}
+}
+
+/* PostgreSQL down: the records are durable in the spool (callbacks OK),
+ * then replayed when it is back. */
+static void test_async_down(void)
+{
+	pg_stop();
+	imp_archive_t *s = open_archive_new("asd_strict", IMP_DURABILITY_STRICT,
+					    IMP_FAIL_CLOSED, 1);
+	imp_archive_t *b = open_archive_new("asd_batch", IMP_DURABILITY_BATCHED,
+					    IMP_FAIL_CLOSED, 1);
+	if (s) {
+		as_run(s, 200, 1, IMP_OK);
+		imp_archive_stats_t st;
+		imp_archive_stats(s, &st);
+		CHECK_INT(st.spooled, 200);
+		CHECK_INT(st.written, 0);
+	}
+	if (b) {
+		as_run(b, 200, 1, IMP_OK);
+		imp_archive_stats_t st;
+		imp_archive_stats(b, &st);
+		CHECK_INT(st.spooled, 200);
+	}
+	pg_start();
+	if (s) {
+		CHECK_INT(imp_archive_flush(s, 30000), IMP_OK);
+		imp_archive_close(s, 5000);
+		check_seqs("asd_strict", 200);
+	}
+	if (b) {
+		CHECK_INT(imp_archive_flush(b, 30000), IMP_OK);
+		imp_archive_close(b, 5000);
+		check_seqs("asd_batch", 200);
+	}
+}
+
+/* PostgreSQL down and the spool unwritable: fail-closed, each queued
+ * record is completed exactly once with IMP_ERR_IO (strict and batched);
+ * submits refused at once return the error and get no callback.
+ * Fail-open: callbacks with IMP_OK, the records counted lost. */
+static void test_async_fail(void)
+{
+	pg_stop();
+	imp_archive_t *ar[3];
+	ar[0] = open_archive_new("asf_strict", IMP_DURABILITY_STRICT,
+				 IMP_FAIL_CLOSED, 1);
+	ar[1] = open_archive_new("asf_batch", IMP_DURABILITY_BATCHED,
+				 IMP_FAIL_CLOSED, 1);
+	ar[2] = open_archive_new("asf_open", IMP_DURABILITY_STRICT,
+				 IMP_FAIL_OPEN, 1);
+	if (!ar[0] || !ar[1] || !ar[2]) {
+		pg_start();
+		return;
+	}
+	char buf[512];
+	make_msg(buf, sizeof(buf), 1, "x");
+	int queued[3] = {0}, refused_now[3] = {0}, got[3] = {0};
+	int once[3] = {0}, io[3] = {0}, okrc[3] = {0}, bad_ud[3] = {0};
+	imp_archive_stats_t st[3];
+
+	/* As in test_fail_modes: nothing printed while the limit is on. */
+	struct rlimit old, tiny;
+	getrlimit(RLIMIT_FSIZE, &old);
+	tiny = old;
+	tiny.rlim_cur = 1;
+	signal(SIGXFSZ, SIG_IGN);
+	int lim_rc = setrlimit(RLIMIT_FSIZE, &tiny);
+	for (int a = 0; a < 3; a++) {
+		as_reset();
+		for (int i = 0; i < 20; i++) {
+			uint64_t seq = 0;
+			int rc = judge_submit_async(ar[a], buf, strlen(buf), i,
+						    &seq);
+			if (rc == IMP_OK)
+				queued[a]++;
+			else if (rc == IMP_ERR_IO)
+				refused_now[a]++;
+			if (i == 4)
+				usleep(50000); /* let the writer fail */
+		}
+		/* Fail-open refusals at once are completed in the call. */
+		got[a] = as_wait(queued[a], 10000);
+		usleep(20000);
+		pthread_mutex_lock(&g_as.mu);
+		got[a] = g_as.n;
+		for (int i = 0; i < 20; i++) {
+			once[a] += g_as.calls[i] == 1;
+			if (g_as.calls[i] == 1) {
+				io[a] += g_as.rc[i] == IMP_ERR_IO;
+				okrc[a] += g_as.rc[i] == IMP_OK;
+			}
+			if (g_as.calls[i] > 1)
+				bad_ud[a]++;
+		}
+		pthread_mutex_unlock(&g_as.mu);
+		imp_archive_stats(ar[a], &st[a]);
+	}
+	int lim_back = setrlimit(RLIMIT_FSIZE, &old);
+	CHECK_INT(lim_rc, 0);
+	CHECK_INT(lim_back, 0);
+	for (int a = 0; a < 2; a++) {
+		/* Some queued (the first), the rest refused at once. */
+		CHECK(queued[a] >= 1);
+		CHECK_INT(queued[a] + refused_now[a], 20);
+		CHECK_INT(got[a], queued[a]);
+		CHECK_INT(once[a], queued[a]);
+		CHECK_INT(io[a], queued[a]);
+		CHECK_INT(bad_ud[a], 0);
+		CHECK_INT(st[a].refused, 20);
+		CHECK_INT(st[a].lost, 0);
+	}
+	CHECK_INT(queued[2], 20);
+	CHECK_INT(got[2], 20);
+	CHECK_INT(once[2], 20);
+	CHECK_INT(okrc[2], 20);
+	CHECK_INT(st[2].lost, 20);
+	CHECK_INT(st[2].refused, 0);
+	for (int a = 0; a < 3; a++)
+		imp_archive_close(ar[a], 500);
+	pg_start();
+}
+
+/* ---- the status file ----------------------------------------------------------------- */
+
+static long long json_num(const char *js, const char *key)
+{
+	char pat[64];
+	snprintf(pat, sizeof(pat), "\"%s\": ", key);
+	const char *p = strstr(js, pat);
+	return p ? strtoll(p + strlen(pat), NULL, 10) : -1;
+}
+
+static int read_small(const char *path, char *buf, size_t size)
+{
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -1;
+	size_t n = fread(buf, 1, size - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	return (int)n;
+}
+
+static void test_status_file(void)
+{
+	char dir[512], path[600], tmpp[700];
+	snprintf(dir, sizeof(dir), "%s/spool-stat", g_tmp);
+	snprintf(path, sizeof(path), "%s/stat.status", dir);
+	snprintf(tmpp, sizeof(tmpp), "%s.tmp", path);
+	imp_archive_config_t cfg;
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.version = IMP_ARCHIVE_CONFIG_VERSION;
+	cfg.dsn = g_writer_dsn;
+	cfg.node = "stat";
+	cfg.spool_dir = dir;
+	cfg.durability = IMP_DURABILITY_BATCHED;
+	cfg.on_failure = IMP_FAIL_CLOSED;
+	cfg.new_node = 1;
+	cfg.status_file = path;
+	imp_archive_t *ar = NULL;
+	CHECK_INT(imp_archive_open(g_ctx, &cfg, &ar), IMP_OK);
+	if (!ar)
+		return;
+	for (int i = 0; i < 12; i++) {
+		char buf[512];
+		make_msg(buf, sizeof(buf), i, "s");
+		imp_verdict_t v;
+		CHECK_INT(judge_submit(ar, buf, strlen(buf), &v, NULL), IMP_OK);
+		imp_verdict_clear(&v);
+	}
+	CHECK_INT(imp_archive_flush(ar, 10000), IMP_OK);
+	/* Rewritten about once a second: within 2.5 s it shows the 12. */
+	char js[2048] = "";
+	for (int t = 0; t < 50; t++) {
+		if (read_small(path, js, sizeof(js)) > 0 &&
+		    json_num(js, "written") == 12)
+			break;
+		usleep(50000);
+	}
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	long long now_us = (long long)now.tv_sec * 1000000 + now.tv_nsec / 1000;
+	CHECK_MSG(strstr(js, "\"node\": \"stat\"") != NULL, "%s", js);
+	CHECK_INT(json_num(js, "pid"), getpid());
+	long long upd = json_num(js, "updated_us");
+	CHECK(upd > now_us - 3000000 && upd <= now_us);
+	CHECK_INT(json_num(js, "submitted"), 12);
+	CHECK_INT(json_num(js, "written"), 12);
+	CHECK_INT(json_num(js, "last_seq"), 12);
+	CHECK_INT(json_num(js, "queued"), 0);
+	CHECK_INT(json_num(js, "connected"), 1);
+	static const char *const keys[] = {"spooled",     "replayed",
+					   "refused",     "lost",
+					   "spool_bytes", "oldest_unwritten_us",
+					   "quarantined"};
+	for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
+		CHECK_MSG(json_num(js, keys[k]) == 0, "%s in %s", keys[k], js);
+	CHECK(js[0] == '{' && strstr(js, "}\n") != NULL);
+	CHECK(access(tmpp, F_OK) != 0);
+	/* It keeps being rewritten while idle (updated_us moves on). */
+	usleep(1300000);
+	char js2[2048] = "";
+	CHECK(read_small(path, js2, sizeof(js2)) > 0);
+	CHECK(json_num(js2, "updated_us") > upd);
+	/* And once more at close, with the final counters. */
+	char buf[512];
+	make_msg(buf, sizeof(buf), 99, "s");
+	imp_verdict_t v;
+	CHECK_INT(judge_submit(ar, buf, strlen(buf), &v, NULL), IMP_OK);
+	imp_verdict_clear(&v);
+	imp_archive_close(ar, 5000);
+	CHECK(read_small(path, js2, sizeof(js2)) > 0);
+	CHECK_INT(json_num(js2, "submitted"), 13);
+	CHECK_INT(json_num(js2, "written"), 13);
+	CHECK_INT(json_num(js2, "last_seq"), 13);
+	/* Zero-initialised configs (every other test) write none. */
+	char other[600];
+	snprintf(other, sizeof(other), "%s/spool-rt/rt.status", g_tmp);
+	CHECK(access(other, F_OK) != 0);
+}
+
 static void test_invalid(void)
 {
 	imp_archive_config_t cfg;
@@ -1020,6 +1414,12 @@ int main(void)
 	test_poison();
 	test_crash();
 	test_fail_modes();
+	pthread_mutex_init(&g_as.mu, NULL);
+	pthread_cond_init(&g_as.cv, NULL);
+	test_async_up();
+	test_status_file();
+	test_async_down();
+	test_async_fail();
 	CHECK(!g_secret_logged);
 
 	imp_policy_unref(g_pol);
