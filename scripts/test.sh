@@ -23,12 +23,12 @@ sh scripts/install-deps.sh
 step "formatting"
 sh scripts/check-format.sh
 
-step "release build + tests"
+step "release build + tests (unit, regress, archive, e2e: jabberd2 + PostgreSQL)"
 cmake -S . -B build/release -DCMAKE_BUILD_TYPE=RelWithDebInfo -DIMP_WERROR=ON >/dev/null
 cmake --build build/release -j"$jobs"
 ctest --test-dir build/release --output-on-failure -j"$jobs"
 
-step "ASan+UBSan build + tests"
+step "ASan+UBSan build + tests (e2e: the sm runs with libasan preloaded)"
 cmake -S . -B build/asan -DCMAKE_BUILD_TYPE=Debug -DIMP_WERROR=ON -DIMP_SANITIZE=ON -DIMP_BENCH=OFF >/dev/null
 cmake --build build/asan -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
