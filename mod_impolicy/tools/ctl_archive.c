@@ -28,6 +28,7 @@
  */
 #include "ctl_archive.h"
 
+#include "policy.h"
 #include "spool.h"
 #include "verify.h"
 
@@ -1449,6 +1450,103 @@ struct ctl_archive_s {
 	uint64_t submitted, failed;
 	int flush_ms;
 };
+
+/* ---- the policy's retention classes against the archive ------------------ */
+
+/* A class is known when it is one of the n names in known. */
+static int ca_class_known(const char *cls, char **known, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (strcmp(cls, known[i]) == 0)
+			return 1;
+	return 0;
+}
+
+static void ca_class_missing(const char *where, unsigned line, const char *what,
+			     const char *cls, char **known, int n)
+{
+	if (line > 0)
+		fprintf(stderr, "%s:%u: ", where, line);
+	else
+		fprintf(stderr, "%s: ", where);
+	fprintf(stderr,
+		"%s: retention class '%s' is not defined in the archive "
+		"(impolicy.retention_class has:",
+		what, cls);
+	for (int i = 0; i < n; i++)
+		fprintf(stderr, " %s", known[i]);
+	fprintf(stderr, ")\n");
+}
+
+int ctl_archive_check_retention(const imp_policy_t *p, const char *path,
+				const char *dsn, const char *dsn_file,
+				const char *extra)
+{
+	PGconn *conn;
+	PGresult *res;
+	int n, missing = 0;
+	char **known;
+
+	conn = ca_connect(&(ca_opts_t){.dsn = dsn, .dsn_file = dsn_file});
+	if (conn == NULL)
+		return CTL_EXIT_DB;
+	res = PQexecParams(conn,
+			   "SELECT name FROM impolicy.retention_class "
+			   "ORDER BY name",
+			   0, NULL, NULL, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		ca_pq_error("cannot read impolicy.retention_class", conn);
+		PQclear(res);
+		PQfinish(conn);
+		return CTL_EXIT_DB;
+	}
+	n = PQntuples(res);
+	known = calloc((size_t)n + 1, sizeof *known);
+	if (known == NULL) {
+		PQclear(res);
+		PQfinish(conn);
+		return CTL_EXIT_DB;
+	}
+	for (int i = 0; i < n; i++)
+		known[i] = PQgetvalue(res, i, 0);
+
+	if (extra != NULL && !ca_class_known(extra, known, n)) {
+		ca_class_missing("--retention", 0, "the writer's default",
+				 extra, known, n);
+		missing++;
+	}
+	if (p->retention_default != NULL &&
+	    !ca_class_known(p->retention_default, known, n)) {
+		ca_class_missing(path, 0, "settings.retention",
+				 p->retention_default, known, n);
+		missing++;
+	}
+	for (size_t i = 0; i < p->n_rules; i++) {
+		const imp_rule_t *r = &p->rules[i];
+		char what[256];
+
+		if (r->retention == NULL ||
+		    r->retention == p->retention_default ||
+		    ca_class_known(r->retention, known, n))
+			continue;
+		snprintf(what, sizeof what, "rule %s", r->id);
+		ca_class_missing(r->file ? r->file : path, r->line, what,
+				 r->retention, known, n);
+		missing++;
+	}
+	free(known);
+	PQclear(res);
+	PQfinish(conn);
+	if (missing > 0)
+		fprintf(stderr,
+			"%s: %d retention class(es) unknown to the archive: "
+			"PostgreSQL would refuse those records (they would be "
+			"quarantined); add the classes "
+			"(impolicy.retention_class, "
+			"as the admin role) or change the policy\n",
+			path, missing);
+	return missing > 0 ? 1 : 0;
+}
 
 int ctl_archive_eval_open(imp_ctx_t *ctx, const ctl_archive_opts_t *o,
 			  ctl_archive_t **out)

@@ -36,6 +36,16 @@ typedef struct ctl_archive_opts_s {
 
 typedef struct ctl_archive_s ctl_archive_t;
 
+/* Checks that every retention class policy p (read from path) names, and
+ * extra (the writer's default; may be NULL), exists in the archive's
+ * impolicy.retention_class: PostgreSQL refuses records of unknown classes
+ * (foreign key), which the writer would quarantine.  Prints each missing
+ * class as FILE:LINE: ... on stderr.  Returns 0, 1 when classes are
+ * missing, or CTL_EXIT_DB. */
+int ctl_archive_check_retention(const imp_policy_t *p, const char *path,
+				const char *dsn, const char *dsn_file,
+				const char *extra);
+
 /* Opens the archive writer for eval.  Returns 0 or an exit status (with a
  * message on stderr). */
 int ctl_archive_eval_open(imp_ctx_t *ctx, const ctl_archive_opts_t *o,

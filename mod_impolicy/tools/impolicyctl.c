@@ -47,10 +47,14 @@ static const char ctl_usage_text[] =
 	"usage: impolicyctl COMMAND [OPTIONS] [ARGS]\n"
 	"\n"
 	"Commands:\n"
-	"  check [--engine E] [--local-domain D]... POLICY\n"
+	"  check [--engine E] [--local-domain D]... [--archive DSN\n"
+	"        [--dsn-file F]] POLICY\n"
 	"      Load and validate POLICY and every file it includes or reads.\n"
 	"      Prints a one-line summary on stdout and exits 0, or every\n"
 	"      problem as FILE:LINE:COL: message on stderr and exits 2.\n"
+	"      With --archive, also checks that every retention class the\n"
+	"      policy names is defined in that archive (exit 2 if not, 3 if\n"
+	"      the database cannot be read); eval --archive does the same.\n"
 	"  eval --policy POLICY [OPTIONS] [FILE ...|-]\n"
 	"      Judge every stanza in each FILE (several stanzas per file are\n"
 	"      allowed; no FILE or '-' reads stdin, shown as <stdin>) and\n"
@@ -331,8 +335,10 @@ static int ctl_parse(int argc, char **argv, int eval_opts, ctl_opts_t *o)
 			return ctl_usage_error("unknown option '%s'", a);
 		if (r < 0)
 			return ctl_usage_error("option '%s' needs a value", a);
-		/* check accepts only --engine and --local-domain */
-		if (!eval_opts && which != 2 && which != 5)
+		/* check accepts only --engine, --local-domain, --archive and
+		 * --dsn-file */
+		if (!eval_opts && which != 2 && which != 5 && which != 6 &&
+		    which != 13)
 			return ctl_usage_error("option '%s' is not valid for "
 					       "check",
 					       value_opts[which]);
@@ -857,6 +863,21 @@ static int ctl_cmd_eval(int argc, char **argv, int explain)
 	run.ev = ev;
 	run.o = &o;
 	if (o.archive) {
+		/* Records of a class the archive does not define would be
+		 * refused by PostgreSQL and quarantined: refuse up front. */
+		status = ctl_archive_check_retention(p, o.policy, o.arch.dsn,
+						     o.arch.dsn_file,
+						     o.arch.retention);
+		if (status == 1) {
+			status = CTL_EXIT_POLICY;
+			goto out;
+		}
+		/* Unreachable now: the writer spools and replays later. */
+		if (status != 0)
+			fprintf(stderr,
+				"%s: retention classes not checked (the "
+				"archive is unreachable); recording goes on\n",
+				ctl_progname);
 		status = ctl_archive_eval_open(ctx, &o.arch, &run.ar);
 		if (status != 0)
 			goto out;
@@ -923,6 +944,18 @@ static int ctl_cmd_check(int argc, char **argv)
 	       info.n_lists, info.n_words, info.n_detectors, info.n_schedules,
 	       info.n_groups, info.digest ? info.digest : "");
 	status = fflush(stdout) == 0 ? CTL_EXIT_OK : CTL_EXIT_STANZA;
+	if (status == CTL_EXIT_OK && o.archive) {
+		int rc = ctl_archive_check_retention(p, o.policy, o.arch.dsn,
+						     o.arch.dsn_file, NULL);
+		if (rc == 1)
+			status = CTL_EXIT_POLICY;
+		else if (rc != 0)
+			status = rc;
+		else
+			printf("%s: ok: every retention class it names is "
+			       "defined in the archive\n",
+			       o.policy);
+	}
 out:
 	imp_policy_unref(p);
 	imp_ctx_free(ctx);

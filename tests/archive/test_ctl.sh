@@ -104,6 +104,35 @@ run 0 "db status" -- db status --dsn-file "$tmp/dsn" &&
 	expect_out "up to date" "db status up to date"
 run 64 "db bogus" -- db bogus --dsn "$dsn" && ok
 
+# ---- the policy's retention classes against the archive ----------------------
+# A class the archive does not define would make PostgreSQL refuse (and the
+# writer quarantine) every record of it: check and eval --archive say so.
+run 0 "check --archive, classes known" -- check --archive "$dsn" \
+	"$src/contrib/policies/acme.yaml" &&
+	expect_out "every retention class it names is defined" "check --archive ok"
+{
+	sed 's/^    action: reject$/    action: reject\n    retention: 5y/' "$policy"
+	echo "settings: { retention: 9y }"
+} >"$tmp/badret.yaml"
+run 2 "check --archive, unknown classes" -- check --archive "$dsn" \
+	"$tmp/badret.yaml" &&
+	expect_err "badret.yaml:[0-9]+: rule test.forbidden: retention class '5y' is not defined" \
+		"unknown rule class named with its line" &&
+	expect_err "settings.retention: retention class '9y'" "unknown default named"
+run 2 "eval --archive refuses unknown classes" -- eval --policy "$policy" \
+	--archive "$dsn" --node nret --spool-dir "$tmp" --retention 4y \
+	--new-node /dev/null &&
+	expect_err "--retention: the writer's default: retention class '4y'" \
+		"eval --retention class checked"
+sql "SELECT count(*) FROM impolicy.stanza WHERE node = 'nret'"
+eq "nothing recorded after a refused eval --archive" "$(cat "$tmp/q")" 0
+run 3 "check --archive, unreachable" -- check --archive \
+	"host=$tmp/none port=1 dbname=x" "$policy" && ok
+run 2 "eval --archive refuses a policy with unknown classes" -- eval \
+	--policy "$tmp/badret.yaml" --archive "$dsn" --node nret \
+	--spool-dir "$tmp" --new-node /dev/null &&
+	expect_err "retention class '5y'" "eval names the policy's class"
+
 # A retention class short enough to purge within the test, set through the
 # audited admin function.
 sql "SELECT impolicy.retention_class_set('short', interval '1 second', 'test')" ||
