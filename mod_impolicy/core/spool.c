@@ -1206,6 +1206,49 @@ out:
 	return rc;
 }
 
+int imp_spool_quarantine_first(const imp_ctx_t *ctx, const char *path,
+			       uint64_t *seq)
+{
+	unsigned char hdr[SPOOL_FRAME_HDR];
+	unsigned char *pl = NULL;
+	imp_record_t *r = NULL;
+	struct stat sb;
+	uint32_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC), rc = IMP_ERR_PARSE;
+
+	*seq = 0;
+	if (fd < 0)
+		return IMP_ERR_IO;
+	if (fstat(fd, &sb) != 0) {
+		close(fd);
+		return IMP_ERR_IO;
+	}
+	if ((uint64_t)sb.st_size < SPOOL_FRAME_HDR ||
+	    !spool_pread(fd, hdr, SPOOL_FRAME_HDR, 0) ||
+	    memcmp(hdr, SPOOL_MAGIC, 4) != 0)
+		goto out;
+	n = spool_get32(hdr + 4);
+	if (n > (uint64_t)sb.st_size - SPOOL_FRAME_HDR)
+		goto out;
+	pl = malloc(n ? n : 1);
+	if (!pl) {
+		rc = IMP_ERR_NOMEM;
+		goto out;
+	}
+	if (!spool_pread(fd, pl, n, SPOOL_FRAME_HDR) ||
+	    imp_crc32c(0, pl, n) != spool_get32(hdr + 8))
+		goto out;
+	rc = imp_record_deserialize(ctx, pl, n, &r);
+	if (rc == IMP_OK) {
+		*seq = r->seq;
+		imp_record_free(ctx, r);
+	}
+out:
+	free(pl);
+	close(fd);
+	return rc;
+}
+
 int imp_spool_quarantine_count(const char *path, uint64_t *records)
 {
 	unsigned char hdr[SPOOL_FRAME_HDR];

@@ -86,6 +86,11 @@ int imp_spool_quarantine(imp_spool_t *sp, const imp_record_t *r);
  * IMP_OK, IMP_ERR_IO, or IMP_ERR_PARSE (count of the frames before the
  * damage in *records). */
 int imp_spool_quarantine_count(const char *path, uint64_t *records);
+/* Sequence number of the first record in a quarantine file (for re-queueing
+ * it as a spool segment, which is named after its first seq).  IMP_OK,
+ * IMP_ERR_IO, IMP_ERR_NOMEM or IMP_ERR_PARSE (empty or damaged). */
+int imp_spool_quarantine_first(const imp_ctx_t *ctx, const char *path,
+			       uint64_t *seq);
 
 /* CRC-32C (Castagnoli), exposed for tests. */
 uint32_t imp_crc32c(uint32_t crc, const void *p, size_t n);

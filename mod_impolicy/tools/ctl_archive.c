@@ -34,6 +34,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
 #include <stddef.h>
@@ -67,6 +68,10 @@ const char ctl_archive_usage_text[] =
 	"      DIR/N.status; the second form when no DSN is given); exit 1\n"
 	"      when the file is missing or older than 5 s (writer not\n"
 	"      running).\n"
+	"  archive-requeue --spool-dir DIR --node N\n"
+	"      After fixing why PostgreSQL refused them, re-queue the node's\n"
+	"      quarantined records (DIR/N.quarantine) for replay by its next\n"
+	"      writer.  The writer must be stopped.\n"
 	"  verify [--dsn DSN] [--node N] [--from T] [--to T] [--key-file F]\n"
 	"         [--key-id ID]\n"
 	"      Recompute the hash chains; one line per problem (altered,\n"
@@ -1697,6 +1702,91 @@ int ctl_archive_eval_close(ctl_archive_t *a)
 
 /* ---- dispatch ------------------------------------------------------------------ */
 
+/* ---- archive-requeue ------------------------------------------------------ */
+
+/* Re-queues a node's quarantined records (docs/archive.md): once their
+ * cause is fixed, DIR/NODE.quarantine becomes the spool segment named
+ * after its first record's seq, which the next writer of that node
+ * replays in order (idempotent by node and seq).  The writer must not be
+ * running: a fresh status file says it is. */
+static int ca_cmd_requeue(int argc, char **argv)
+{
+	ca_opts_t o;
+	char q[4096], seg[4096], st[4096];
+	uint64_t n = 0, first = 0;
+	struct stat sb;
+
+	memset(&o, 0, sizeof o);
+	int rc = ca_parse(argc, argv, "--spool-dir --node", &o);
+	if (rc != 0)
+		return rc;
+	if (o.n_args != 0)
+		return ca_usage("archive-requeue: unexpected argument '%s'",
+				o.args[0]);
+	if (!o.spool_dir || !o.node)
+		return ca_usage("archive-requeue: --spool-dir DIR and --node N "
+				"are required%s",
+				NULL);
+	if (strchr(o.node, '/') != NULL)
+		return ca_usage("archive-requeue: bad node name '%s'", o.node);
+	snprintf(q, sizeof q, "%s/%s.quarantine", o.spool_dir, o.node);
+	snprintf(st, sizeof st, "%s/%s.status", o.spool_dir, o.node);
+	if (stat(st, &sb) == 0 && time(NULL) - sb.st_mtime < 5) {
+		fprintf(stderr,
+			"%s: archive-requeue: the writer of node %s is running "
+			"(%s was updated %lld s ago); stop it first\n",
+			ca_prog, o.node, st,
+			(long long)(time(NULL) - sb.st_mtime));
+		return CA_EXIT_FAIL;
+	}
+	if (imp_spool_quarantine_count(q, &n) != IMP_OK) {
+		fprintf(stderr,
+			"%s: archive-requeue: %s is damaged or unreadable; "
+			"nothing changed\n",
+			ca_prog, q);
+		return CA_EXIT_FAIL;
+	}
+	if (n == 0) {
+		printf("node %s: nothing quarantined\n", o.node);
+		return CA_EXIT_OK;
+	}
+	imp_ctx_t *ctx = NULL;
+	if (imp_ctx_new(NULL, &ctx) != IMP_OK)
+		return CA_EXIT_FAIL;
+	rc = imp_spool_quarantine_first(ctx, q, &first);
+	imp_ctx_free(ctx);
+	if (rc != IMP_OK || first == 0) {
+		fprintf(stderr,
+			"%s: archive-requeue: cannot read the first record of "
+			"%s; nothing changed\n",
+			ca_prog, q);
+		return CA_EXIT_FAIL;
+	}
+	snprintf(seg, sizeof seg, "%s/%s.%016llx.spool", o.spool_dir, o.node,
+		 (unsigned long long)first);
+	if (access(seg, F_OK) == 0) {
+		fprintf(stderr,
+			"%s: archive-requeue: %s exists already; let the "
+			"writer replay it first\n",
+			ca_prog, seg);
+		return CA_EXIT_FAIL;
+	}
+	if (rename(q, seg) != 0) {
+		fprintf(stderr, "%s: archive-requeue: cannot rename %s: %s\n",
+			ca_prog, q, strerror(errno));
+		return CA_EXIT_FAIL;
+	}
+	int dfd = open(o.spool_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		(void)fsync(dfd);
+		close(dfd);
+	}
+	printf("node %s: %" PRIu64 " quarantined record(s) from seq %" PRIu64
+	       " re-queued as %s; the node's next writer replays them\n",
+	       o.node, n, first, seg);
+	return CA_EXIT_OK;
+}
+
 int ctl_archive_main(int argc, char **argv)
 {
 	const char *cmd = argv[0];
@@ -1710,5 +1800,7 @@ int ctl_archive_main(int argc, char **argv)
 		return ca_cmd_purge(argc - 1, argv + 1);
 	if (strcmp(cmd, "hold") == 0)
 		return ca_cmd_hold(argc - 1, argv + 1);
+	if (strcmp(cmd, "archive-requeue") == 0)
+		return ca_cmd_requeue(argc - 1, argv + 1);
 	return -1;
 }

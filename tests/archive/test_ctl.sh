@@ -206,6 +206,40 @@ sql "SELECT count(*), count(DISTINCT seq), max(seq) FROM impolicy.stanza WHERE n
 eq "n4: spooled then replayed, exactly once" "$(cat "$tmp/q")" "10|10|10"
 run 0 "verify n4 after replay" -- verify --dsn "$dsn" --node n4 && ok
 
+# ---- quarantine and archive-requeue --------------------------------------------
+# Records of a class the archive lacks, spooled while it was away (so no
+# check could stop them), are refused on replay and quarantined; once the
+# class exists, archive-requeue hands them back to the node's next writer.
+stanzas "$tmp/nq.xml" 4 200
+run 3 "eval --archive away, unknown class spooled" -- eval --policy "$policy" \
+	--archive "host=$tmp/none port=1 dbname=x" --node nq --new-node \
+	--spool-dir "$tmp/spoolq" --retention zz1 --flush-timeout 2 "$tmp/nq.xml" &&
+	expect_err "retention classes not checked" "eval says it could not check"
+run 3 "replay quarantines the refused records" -- eval --policy "$policy" \
+	--archive "$dsn" --node nq --spool-dir "$tmp/spoolq" --retention 3y \
+	/dev/null && ok
+run 0 "archive-status shows the quarantine" -- archive-status --dsn "$dsn" \
+	--spool-dir "$tmp/spoolq" &&
+	expect_out "4 quarantined record\\(s\\)" "quarantine counted"
+run 0 "archive-requeue, empty node" -- archive-requeue --spool-dir "$tmp/spoolq" \
+	--node nobody && expect_out "nothing quarantined" "requeue of nothing"
+sql "SELECT impolicy.retention_class_set('zz1', interval '1 year', 'test')" ||
+	bad "retention_class_set zz1: $(cat "$tmp/qerr")"
+printf '{"node": "nq"}\n' >"$tmp/spoolq/nq.status"
+run 1 "archive-requeue refuses while a writer runs" -- archive-requeue \
+	--spool-dir "$tmp/spoolq" --node nq &&
+	expect_err "is running" "running writer detected"
+touch -d '1 minute ago' "$tmp/spoolq/nq.status"
+run 0 "archive-requeue" -- archive-requeue --spool-dir "$tmp/spoolq" --node nq &&
+	expect_out "4 quarantined record\\(s\\) from seq 1 re-queued" "requeue says what"
+if [ -e "$tmp/spoolq/nq.quarantine" ]; then bad "quarantine file still there"; else ok; fi
+run 0 "the next writer replays them" -- eval --policy "$policy" \
+	--archive "$dsn" --node nq --spool-dir "$tmp/spoolq" --retention 3y \
+	/dev/null && ok
+sql "SELECT count(*), count(DISTINCT seq), min(retention_class) FROM impolicy.stanza WHERE node = 'nq'"
+eq "nq: quarantined records replayed once" "$(cat "$tmp/q")" "4|4|zz1"
+run 0 "verify nq after requeue" -- verify --dsn "$dsn" --node nq && ok
+
 # Quarantined records (refused by PostgreSQL for a data reason) are shown
 # per node by archive-status --spool-dir: two empty frames here.
 mkdir -p "$tmp/spoolq"
