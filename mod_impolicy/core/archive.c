@@ -847,11 +847,20 @@ static void arc_rewind(imp_archive_t *ar, arc_item_t *items, size_t from,
 }
 
 /* Marks items [0, n) finished with rc (strict waiters wake up, callbacks
- * are owed: arc_fire after mu) and frees their records.  With mu held. */
+ * are owed: arc_fire after mu).  With mu held.  Their records are freed
+ * by arc_free_items once mu is released: freeing a batch of records takes
+ * long enough to stall a submitter on mu. */
 static void arc_finish(imp_archive_t *ar, arc_item_t *items, size_t n, int rc)
 {
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n; i++)
 		arc_complete(ar, &items[i], rc, false);
+}
+
+/* Frees the records of items [0, n) (taken off the queue: only the writer
+ * holds them).  Without mu. */
+static void arc_free_items(imp_archive_t *ar, arc_item_t *items, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
 		imp_record_free(ar->ctx, items[i].r);
 		items[i].r = NULL;
 	}
@@ -909,6 +918,7 @@ static void arc_write_batch(imp_archive_t *ar, arc_item_t *items, size_t n,
 			pthread_cond_broadcast(&ar->cv_done);
 			pthread_mutex_unlock(&ar->mu);
 			arc_fire(ar);
+			arc_free_items(ar, items, done);
 		}
 		if (done == chained) {
 			if (chained < n)
@@ -956,6 +966,7 @@ static void arc_write_batch(imp_archive_t *ar, arc_item_t *items, size_t n,
 	pthread_cond_broadcast(&ar->cv_done);
 	pthread_mutex_unlock(&ar->mu);
 	arc_fire(ar);
+	arc_free_items(ar, items, k);
 	if (k < n)
 		arc_rewind(ar, items, k, n);
 	else if (k > 0 && spool_empty)
@@ -1449,30 +1460,35 @@ static int arc_submit(imp_archive_t *ar, const imp_view_t *view,
 		return IMP_ERR_INVALID;
 	int64_t ts = view->time_us ? view->time_us : imp_ctx_now(ar->ctx);
 
+	/* The record is built outside mu, then mu is taken once: the
+	 * refusals below (closing, unrecordable) are rare, so building a
+	 * record for nothing then costs less than a second lock round trip
+	 * on every submit. */
+	imp_record_t *r = NULL;
+	int rc = imp_record_build(ar->ctx, ar->node, ts, view, v,
+				  ar->retention_default, &r);
+
 	pthread_mutex_lock(&ar->mu);
 	if (ar->closing) {
 		pthread_mutex_unlock(&ar->mu);
+		imp_record_free(ar->ctx, r);
 		return IMP_ERR_INVALID;
 	}
 	if (ar->unrecordable) {
 		if (arc_mono_us() < ar->unrecordable_until) {
-			int rc = arc_refuse(ar, IMP_ERR_IO);
+			rc = arc_refuse(ar, IMP_ERR_IO);
 			pthread_mutex_unlock(&ar->mu);
+			imp_record_free(ar->ctx, r);
 			if (rc == IMP_OK && done)
 				done(ud, 0, IMP_OK);
 			return rc;
 		}
 		ar->unrecordable = false; /* try again */
 	}
-	pthread_mutex_unlock(&ar->mu);
-
-	imp_record_t *r = NULL;
-	int rc = imp_record_build(ar->ctx, ar->node, ts, view, v,
-				  ar->retention_default, &r);
 	if (rc != IMP_OK) {
-		pthread_mutex_lock(&ar->mu);
 		rc = arc_refuse(ar, rc);
 		pthread_mutex_unlock(&ar->mu);
+		imp_record_free(ar->ctx, r);
 		if (rc == IMP_OK && done)
 			done(ud, 0, IMP_OK);
 		return rc;
@@ -1481,7 +1497,6 @@ static int arc_submit(imp_archive_t *ar, const imp_view_t *view,
 	arc_waiter_t w = {0, IMP_OK};
 	bool wait = !done && ar->durability == IMP_DURABILITY_STRICT;
 	bool urgent = wait || (done && ar->durability == IMP_DURABILITY_STRICT);
-	pthread_mutex_lock(&ar->mu);
 	if (ar->q_len >= ar->queue_max && !ar->closing) {
 		int64_t deadline = arc_mono_us() + ARC_FULL_WAIT_US;
 		while (ar->q_len >= ar->queue_max && !ar->closing &&

@@ -1,18 +1,12 @@
 /*
  * j2util.h -- host-independent helpers of the jabberd2 connector: the
- * stanza root-tag cleaner and the handler-time histogram.
+ * handler-time histogram.
  */
 #ifndef IMP_J2UTIL_H
 #define IMP_J2UTIL_H
 
 #include <stddef.h>
 #include <stdint.h>
-
-/* Copies the stanza xml[0..len) to out (room for len bytes), leaving out
- * the sm's internal session attributes of the root start tag (those in
- * the jabberd session namespace, whatever its prefix) and their xmlns
- * declaration.  Returns the length written (<= len). */
-size_t j2_strip_sm_attrs(const char *xml, size_t len, char *out);
 
 /* Fixed buckets of 100 ns up to 1 ms, plus overflow. */
 #define J2_HIST_BUCKETS 10000

@@ -134,6 +134,8 @@ typedef struct j2_state_s {
 	/* scratch for the stanza text (sm thread only) */
 	char *buf;
 	size_t buf_size;
+	int *open; /* elements opened, not yet closed, while writing */
+	size_t open_cap;
 
 	/* statistics (sm thread only) */
 	uint64_t judged, rejected, redacted, flagged, refused_unrecorded;
@@ -577,33 +579,228 @@ static int j2_record(const imp_view_t *view, const imp_verdict_t *v,
 
 /* ---- stanza text ------------------------------------------------------------ */
 
-/* Prints element 1 of the packet (the stanza) without the sm's session
- * attributes into g.buf.  nad_print appends to the nad's cdata; its end
- * is restored so repeated judging does not grow the nad. */
+/* Serialises element 1 of the packet (the stanza) straight from the nad
+ * into g.buf, without the sm's session attributes (and their namespace
+ * declaration) on the stanza element.  The output is what nad_print
+ * prints, minus those: the same namespace declarations, the same quoting
+ * ('...') and the same escapes (&quot; &apos; &lt; &gt; &amp;).  It
+ * replaces nad_print + a stripping pass + a copy: nad_print appends to
+ * the packet's cdata, which costs a realloc of that buffer per stanza.
+ * g.buf grows only when a bigger stanza arrives. */
+
+#define J2_SESSION_NS "http://jabberd.jabberstudio.org/ns/session/1.0"
+#define J2_XML_NS "http://www.w3.org/XML/1998/namespace"
+
+typedef struct j2_wr_s {
+	size_t len;
+	int oom;
+} j2_wr_t;
+
+static int j2_wr_room(j2_wr_t *w, size_t more)
+{
+	size_t need = w->len + more + 1, sz;
+	char *b;
+
+	if (need <= g.buf_size)
+		return 1;
+	if (w->oom || need < more)
+		return w->oom = 1, 0;
+	sz = need + need / 2 + 4096;
+	b = realloc(g.buf, sz);
+	if (!b)
+		return w->oom = 1, 0;
+	g.buf = b;
+	g.buf_size = sz;
+	return 1;
+}
+
+static void j2_wr(j2_wr_t *w, const char *s, size_t n)
+{
+	if (n == 0 || !j2_wr_room(w, n))
+		return;
+	memcpy(g.buf + w->len, s, n);
+	w->len += n;
+}
+
+static void j2_wr_c(j2_wr_t *w, char c)
+{
+	if (!j2_wr_room(w, 1))
+		return;
+	g.buf[w->len++] = c;
+}
+
+/* nad text at (i, n), escaped for content and '-quoted attributes. */
+static void j2_wr_esc(j2_wr_t *w, const j2_nad_t *nad, int i, int n)
+{
+	const char *s, *run;
+	int k;
+
+	if (n <= 0 || i < 0)
+		return;
+	s = nad->cdata + i;
+	run = s;
+	for (k = 0; k < n; k++) {
+		const char *e;
+
+		switch (s[k]) {
+		case '"':
+			e = "&quot;";
+			break;
+		case '\'':
+			e = "&apos;";
+			break;
+		case '<':
+			e = "&lt;";
+			break;
+		case '>':
+			e = "&gt;";
+			break;
+		case '&':
+			e = "&amp;";
+			break;
+		default:
+			continue;
+		}
+		j2_wr(w, run, (size_t)(s + k - run));
+		j2_wr(w, e, strlen(e));
+		run = s + k + 1;
+	}
+	j2_wr(w, run, (size_t)(s + n - run));
+}
+
+static int j2_ns_is(const j2_nad_t *nad, int ns, const char *uri, size_t len)
+{
+	return ns >= 0 && (size_t)nad->nss[ns].luri == len &&
+	       memcmp(nad->cdata + nad->nss[ns].iuri, uri, len) == 0;
+}
+
+static void j2_wr_qname(j2_wr_t *w, const j2_nad_t *nad, int ns, int iname,
+			int lname)
+{
+	if (ns >= 0 && nad->nss[ns].iprefix >= 0) {
+		j2_wr(w, nad->cdata + nad->nss[ns].iprefix,
+		      (size_t)nad->nss[ns].lprefix);
+		j2_wr_c(w, ':');
+	}
+	j2_wr(w, nad->cdata + iname, (size_t)lname);
+}
+
+static void j2_wr_xmlns(j2_wr_t *w, const j2_nad_t *nad, int ns)
+{
+	j2_wr(w, " xmlns", 6);
+	if (nad->nss[ns].iprefix >= 0) {
+		j2_wr_c(w, ':');
+		j2_wr(w, nad->cdata + nad->nss[ns].iprefix,
+		      (size_t)nad->nss[ns].lprefix);
+	}
+	j2_wr(w, "='", 2);
+	j2_wr(w, nad->cdata + nad->nss[ns].iuri, (size_t)nad->nss[ns].luri);
+	j2_wr_c(w, '\'');
+}
+
+/* Writes the start tag of element e (with its text when it stays open).
+ * top: the stanza element, whose session attributes are left out.
+ * Returns 1 when e was left open (its children and end tag follow). */
+static int j2_wr_start(j2_wr_t *w, const j2_nad_t *nad, int e, int top)
+{
+	const struct j2_nad_elem_st *el = &nad->elems[e];
+	const size_t sl = sizeof J2_SESSION_NS - 1, xl = sizeof J2_XML_NS - 1;
+	int ns, a, elem_ns = -1;
+
+	j2_wr_c(w, '<');
+	j2_wr_qname(w, nad, el->my_ns, el->iname, el->lname);
+	if (el->my_ns >= 0 && nad->nss[el->my_ns].iprefix >= 0) {
+		elem_ns = el->my_ns;
+		j2_wr_xmlns(w, nad, elem_ns);
+	}
+	for (ns = el->ns; ns >= 0; ns = nad->nss[ns].next) {
+		if (ns == elem_ns || j2_ns_is(nad, ns, J2_XML_NS, xl) ||
+		    (top && j2_ns_is(nad, ns, J2_SESSION_NS, sl)))
+			continue;
+		j2_wr_xmlns(w, nad, ns);
+	}
+	for (a = el->attr; a >= 0; a = nad->attrs[a].next) {
+		const struct j2_nad_attr_st *at = &nad->attrs[a];
+
+		if (at->lname <= 0 ||
+		    (top && j2_ns_is(nad, at->my_ns, J2_SESSION_NS, sl)))
+			continue;
+		j2_wr_c(w, ' ');
+		j2_wr_qname(w, nad, at->my_ns, at->iname, at->lname);
+		j2_wr(w, "='", 2);
+		j2_wr_esc(w, nad, at->ival, at->lval);
+		j2_wr_c(w, '\'');
+	}
+	/* An empty element is "<x/>", except the nad's last element: the
+	 * installed 2.7.0 nad_print writes "<x></x>" for that one (observed),
+	 * and the archive keeps the text it always had. */
+	if (e + 1 < nad->ecur && nad->elems[e + 1].depth <= el->depth &&
+	    el->lcdata == 0) {
+		j2_wr(w, "/>", 2);
+		j2_wr_esc(w, nad, el->itail, el->ltail);
+		return 0;
+	}
+	j2_wr_c(w, '>');
+	j2_wr_esc(w, nad, el->icdata, el->lcdata);
+	return 1;
+}
+
+static void j2_wr_end(j2_wr_t *w, const j2_nad_t *nad, int e)
+{
+	const struct j2_nad_elem_st *el = &nad->elems[e];
+
+	j2_wr(w, "</", 2);
+	j2_wr_qname(w, nad, el->my_ns, el->iname, el->lname);
+	j2_wr_c(w, '>');
+	j2_wr_esc(w, nad, el->itail, el->ltail);
+}
+
+/* Writes element 1 and its subtree, in document order, without recursion
+ * (a stanza may nest as deep as c2s lets it): g.open holds the elements
+ * whose end tags are still due. */
+static void j2_wr_stanza(j2_wr_t *w, const j2_nad_t *nad)
+{
+	size_t n_open = 0;
+	int e;
+
+	for (e = 1; e < nad->ecur && !w->oom; e++) {
+		int depth = nad->elems[e].depth;
+
+		if (e > 1 && depth <= nad->elems[1].depth)
+			break; /* past the stanza's subtree */
+		while (n_open > 0 &&
+		       nad->elems[g.open[n_open - 1]].depth >= depth)
+			j2_wr_end(w, nad, g.open[--n_open]);
+		if (!j2_wr_start(w, nad, e, e == 1))
+			continue;
+		if (n_open == g.open_cap) {
+			size_t cap = g.open_cap ? 2 * g.open_cap : 64;
+			int *o = realloc(g.open, cap * sizeof *o);
+
+			if (!o) {
+				w->oom = 1;
+				return;
+			}
+			g.open = o;
+			g.open_cap = cap;
+		}
+		g.open[n_open++] = e;
+	}
+	while (n_open > 0)
+		j2_wr_end(w, nad, g.open[--n_open]);
+}
+
 static int j2_stanza_text(j2_nad_t *nad, size_t *len)
 {
-	const char *xml = NULL;
-	int xlen = 0, ccur = nad->ccur;
+	j2_wr_t w = {0, 0};
 
-	nad_print(nad, 1, &xml, &xlen);
-	if (!xml || xlen <= 0) {
-		nad->ccur = ccur;
+	if (!nad || nad->ecur < 2)
 		return -1;
-	}
-	if ((size_t)xlen + 1 > g.buf_size) {
-		size_t sz = (size_t)xlen + 1 + 4096;
-		char *b = realloc(g.buf, sz);
-
-		if (!b) {
-			nad->ccur = ccur;
-			return -1;
-		}
-		g.buf = b;
-		g.buf_size = sz;
-	}
-	*len = j2_strip_sm_attrs(xml, (size_t)xlen, g.buf);
-	g.buf[*len] = '\0';
-	nad->ccur = ccur;
+	j2_wr_stanza(&w, nad);
+	if (w.oom || w.len == 0)
+		return -1;
+	g.buf[w.len] = '\0';
+	*len = w.len;
 	return 0;
 }
 
@@ -1014,7 +1211,6 @@ static int j2_judge(j2_sess_t *sess, j2_pkt_t *pkt, imp_origin_t origin)
 	size_t len;
 	int rc, ret = J2_MOD_PASS, held = 0;
 	uint64_t t0 = j2_now_ns();
-	char sjid[512];
 
 	if (!g.mfd && !g.reg_failed)
 		j2_register();
@@ -1036,9 +1232,9 @@ static int j2_judge(j2_sess_t *sess, j2_pkt_t *pkt, imp_origin_t origin)
 	view.xml = g.buf;
 	view.xml_len = len;
 	if (sess && sess->jid) {
-		snprintf(sjid, sizeof sjid, "%s", jid_full(sess->jid));
-		view.session_jid = sjid;
-		view.from = sjid;
+		/* the jid's own string: valid while the session is */
+		view.session_jid = jid_full(sess->jid);
+		view.from = view.session_jid;
 	}
 	memset(&v, 0, sizeof v);
 	p = imp_slot_acquire(g.slot);
@@ -1230,6 +1426,7 @@ static void j2_free(j2_module_t *mod)
 	free(g.policy_path);
 	free(g.node);
 	free(g.buf);
+	free(g.open);
 	g.buf = NULL;
 	pthread_mutex_destroy(&g.qlock);
 	pthread_mutex_destroy(&g.rlock);
