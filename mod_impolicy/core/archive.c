@@ -104,6 +104,7 @@
 #define ARC_FULL_WAIT_US 100000 /* submit waits this long on a full queue */
 #define ARC_BACKOFF_MIN_MS 100
 #define ARC_BACKOFF_MAX_MS 10000
+#define ARC_DOWN_LOG_EVERY_US (60 * 1000000LL)
 #define ARC_DSN_MAX (64 * 1024)
 #define ARC_STATUS_EVERY_US 1000000 /* status file rewrites */
 
@@ -241,6 +242,8 @@ struct imp_archive_s {
 	bool conn_ok;
 	int64_t reconnect_at; /* monotonic */
 	unsigned backoff_ms;
+	unsigned down_attempts; /* failed connects since the last success */
+	int64_t down_logged_at; /* monotonic; last "unreachable" line */
 	int parts_month; /* month (UTC, y*12+m) partitions were ensured for */
 	imp_spool_t *spool;
 	imp_spool_head_t head; /* last record in PostgreSQL or the spool */
@@ -416,11 +419,22 @@ static bool arc_pg_connect(imp_archive_t *ar)
 		PQreset(ar->conn);
 	}
 	if (!ar->conn || PQstatus(ar->conn) != CONNECTION_OK) {
-		if (ar->conn)
-			arc_log_pq(ar, IMP_LOG_WARN,
-				   "PostgreSQL unreachable (retrying)",
+		int64_t now = arc_mono_us();
+		/* The first failure, then one line a minute while it lasts:
+		 * the backoff retries every 0.1..10 s. */
+		ar->down_attempts++;
+		if (ar->conn &&
+		    (ar->down_attempts == 1 ||
+		     now - ar->down_logged_at >= ARC_DOWN_LOG_EVERY_US)) {
+			char what[128];
+			snprintf(what, sizeof what,
+				 "PostgreSQL unreachable (attempt %u; retrying "
+				 "with backoff, records go to the spool)",
+				 ar->down_attempts);
+			arc_log_pq(ar, IMP_LOG_WARN, what,
 				   PQerrorMessage(ar->conn));
-		else
+			ar->down_logged_at = now;
+		} else if (!ar->conn)
 			imp_log(ar->ctx, IMP_LOG_ERROR,
 				"archive %s: out of memory connecting",
 				ar->node);
@@ -432,9 +446,12 @@ static bool arc_pg_connect(imp_archive_t *ar)
 		return false;
 	}
 	imp_log(ar->ctx, IMP_LOG_INFO,
-		"archive %s: connected to PostgreSQL (host %s, database %s)",
+		"archive %s: connected to PostgreSQL (host %s, database %s)"
+		"%s",
 		ar->node, PQhost(ar->conn) ? PQhost(ar->conn) : "?",
-		PQdb(ar->conn) ? PQdb(ar->conn) : "?");
+		PQdb(ar->conn) ? PQdb(ar->conn) : "?",
+		ar->down_attempts ? " after failed attempts" : "");
+	ar->down_attempts = 0;
 	ar->conn_ok = true;
 	ar->backoff_ms = ARC_BACKOFF_MIN_MS;
 	pthread_mutex_lock(&ar->mu);
