@@ -69,6 +69,12 @@
  * so that the enqueue part of a submit can be read off. */
 #include "record.h"
 
+#define BENCH_PROG "bench_archive"
+#define BENCH_GOAL_W1 36
+#define BENCH_GOAL_W2 18
+#define BENCH_GOAL_W3 18
+#include "bench_util.h"
+
 #define BENCH_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define BENCH_SEED 0xa5c41fe2026ULL
 /* Simulated judging time of the corpus (Wed 2026-11-25 13:00 UTC, 08:00 in
@@ -85,104 +91,6 @@ static size_t bench_backlog = BENCH_BACKLOG;
 #define BENCH_NODE_PREFIX "bench"
 
 /* ---- small helpers ------------------------------------------------------- */
-
-static unsigned bench_failures;
-
-static void bench_die(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	fputs("bench_archive: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(2);
-}
-
-static void bench_fail(const char *fmt, ...)
-{
-	va_list ap;
-
-	bench_failures++;
-	va_start(ap, fmt);
-	fputs("bench_archive: FAIL: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
-
-static void *bench_xmalloc(size_t n)
-{
-	void *p = malloc(n ? n : 1);
-
-	if (!p)
-		bench_die("out of memory");
-	return p;
-}
-
-static void *bench_xcalloc(size_t n, size_t size)
-{
-	void *p = calloc(n ? n : 1, size ? size : 1);
-
-	if (!p)
-		bench_die("out of memory");
-	return p;
-}
-
-static void *bench_xrealloc(void *p, size_t n)
-{
-	p = realloc(p, n ? n : 1);
-	if (!p)
-		bench_die("out of memory");
-	return p;
-}
-
-static uint64_t bench_ns(clockid_t clk)
-{
-	struct timespec ts;
-
-	clock_gettime(clk, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t bench_now(void)
-{
-	return bench_ns(CLOCK_MONOTONIC);
-}
-
-static void bench_sleep_ns(uint64_t ns)
-{
-	struct timespec ts = {(time_t)(ns / 1000000000u),
-			      (long)(ns % 1000000000u)};
-
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
-
-static void bench_sleep_until(uint64_t abs_ns)
-{
-	struct timespec ts = {(time_t)(abs_ns / 1000000000u),
-			      (long)(abs_ns % 1000000000u)};
-
-	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) ==
-	       EINTR)
-		;
-}
-
-typedef struct bench_rng_s {
-	uint64_t s;
-} bench_rng_t;
-
-/* splitmix64: tiny, fast, and the same sequence everywhere. */
-static uint64_t bench_rng_next(bench_rng_t *r)
-{
-	uint64_t z = (r->s += 0x9e3779b97f4a7c15ULL);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
 
 static uint32_t bench_rng_below(bench_rng_t *r, uint32_t n)
 {
@@ -273,46 +181,6 @@ static unsigned long bench_syncs(void)
 	return atomic_load(&bench_n_fdatasync) + atomic_load(&bench_n_fsync);
 }
 
-/* ---- figures ------------------------------------------------------------- */
-
-static bench_buf_t bench_figs;
-
-static void bench_fig(const char *name, double value, const char *unit)
-{
-	if (value == floor(value) && fabs(value) < 1e15)
-		bench_buf_printf(&bench_figs, "bench: %s %.0f %s\n", name,
-				 value, unit);
-	else
-		bench_buf_printf(&bench_figs, "bench: %s %.3f %s\n", name,
-				 value, unit);
-}
-
-static void bench_goal(const char *what, double value, const char *unit,
-		       bool higher_better, double target, bool have,
-		       const char *key)
-{
-	bool met = have && (higher_better ? value >= target : value <= target);
-	char v[40], t[40];
-
-	if (have)
-		snprintf(v, sizeof v, "%.4g %s", value, unit);
-	else
-		snprintf(v, sizeof v, "n/a");
-	snprintf(t, sizeof t, "%s %.4g %s", higher_better ? ">=" : "<=", target,
-		 unit);
-	printf("  %-36s %-18s %-18s %s\n", what, v, t,
-	       !have ? "not measured"
-	       : met ? "met"
-		     : "NOT met");
-	bench_buf_printf(&bench_figs, "bench: goal.%s %d %s\n", key,
-			 !have ? -1
-			 : met ? 1
-			       : 0,
-			 !have ? "not_measured"
-			 : met ? "met"
-			       : "not_met");
-}
-
 /* ---- options ------------------------------------------------------------- */
 
 typedef struct bench_opts_s {
@@ -339,7 +207,6 @@ static char bench_tmp[4096];   /* our temporary directory, "" when none */
 static char bench_pgdir[4200]; /* IMP_PG_DIR */
 static int bench_port;
 static bool bench_cluster_started, bench_keep;
-static int bench_guard_fd = -1;
 
 /* Runs argv (NULL-terminated) with stdout/stderr to /dev/null unless
  * verbose; returns its exit status or -1. */
@@ -394,14 +261,14 @@ static void bench_cleanup_now(void)
 static void bench_atexit(void)
 {
 	bench_cleanup_now();
-	if (bench_guard_fd >= 0) {
-		/* Tell the guardian that cleanup is done. */
-		ssize_t r = write(bench_guard_fd, "k", 1);
+	bench_guardian_done();
+}
 
-		(void)r;
-		close(bench_guard_fd);
-		bench_guard_fd = -1;
-	}
+/* Run by the guardian when we died: stops the cluster. */
+static void bench_guardian_cleanup(void)
+{
+	bench_cluster_started = true;
+	bench_cleanup_now();
 }
 
 static void bench_on_signal(int sig)
@@ -410,126 +277,7 @@ static void bench_on_signal(int sig)
 	_exit(128 + sig);
 }
 
-/* Forks a child that blocks on a pipe whose only
- * write end is ours (close-on-exec, so pg_ctl's children do not inherit
- * it).  EOF without our "done" byte means we died: it stops the cluster. */
-static void bench_guardian_start(void)
-{
-	int p[2];
-	pid_t pid;
-
-	if (pipe(p) != 0)
-		bench_die("pipe: %s", strerror(errno));
-	fcntl(p[0], F_SETFD, FD_CLOEXEC);
-	fcntl(p[1], F_SETFD, FD_CLOEXEC);
-	pid = fork();
-	if (pid < 0)
-		bench_die("fork: %s", strerror(errno));
-	if (pid == 0) {
-		char c;
-		ssize_t r;
-
-		close(p[1]);
-		signal(SIGINT, SIG_IGN);
-		signal(SIGHUP, SIG_IGN);
-		signal(SIGTERM, SIG_IGN);
-		do
-			r = read(p[0], &c, 1);
-		while (r < 0 && errno == EINTR);
-		if (r != 1) {
-			bench_cluster_started = true;
-			bench_cleanup_now();
-		}
-		_exit(0);
-	}
-	close(p[0]);
-	bench_guard_fd = p[1];
-}
-
-static bool bench_port_free(int port)
-{
-	struct sockaddr_in sa;
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	bool ok;
-
-	if (fd < 0)
-		return false;
-	memset(&sa, 0, sizeof sa);
-	sa.sin_family = AF_INET;
-	sa.sin_port = htons((uint16_t)port);
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ok = bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
-	close(fd);
-	return ok;
-}
-
-static bool bench_find_src(void)
-{
-	static const char *const rel[] = {".", "..", "../..", "../../.."};
-	const char *env = getenv("IMP_SOURCE_DIR");
-	char probe[4300];
-
-	if (env && *env) {
-		snprintf(probe, sizeof probe, "%s/scripts/pg-cluster.sh", env);
-		if (access(probe, R_OK) == 0 &&
-		    realpath(env, bench_src) != NULL)
-			return true;
-	}
-	for (size_t i = 0; i < BENCH_ARRAY_LEN(rel); i++) {
-		snprintf(probe, sizeof probe, "%s/scripts/pg-cluster.sh",
-			 rel[i]);
-		if (access(probe, R_OK) == 0 &&
-		    realpath(rel[i], bench_src) != NULL)
-			return true;
-	}
-	return false;
-}
-
 /* ---- libpq helpers ----------------------------------------------------------- */
-
-static PGconn *bench_pq_connect(const char *dsn)
-{
-	PGconn *c = PQconnectdb(dsn);
-
-	if (PQstatus(c) != CONNECTION_OK) {
-		fprintf(stderr, "bench_archive: connect: %s",
-			PQerrorMessage(c));
-		PQfinish(c);
-		return NULL;
-	}
-	return c;
-}
-
-static bool bench_pq_exec(PGconn *c, const char *sql)
-{
-	PGresult *r = PQexec(c, sql);
-	ExecStatusType st = PQresultStatus(r);
-	bool ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
-
-	if (!ok)
-		fprintf(stderr, "bench_archive: SQL failed: %s\n  %s", sql,
-			PQerrorMessage(c));
-	PQclear(r);
-	return ok;
-}
-
-/* First column of the first row as a double; NAN on failure or NULL. */
-static double bench_pq_num(PGconn *c, const char *sql, const char *param)
-{
-	const char *params[1] = {param};
-	PGresult *r = PQexecParams(c, sql, param ? 1 : 0, NULL,
-				   param ? params : NULL, NULL, NULL, 0);
-	double v = NAN;
-
-	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0 &&
-	    !PQgetisnull(r, 0, 0))
-		v = strtod(PQgetvalue(r, 0, 0), NULL);
-	else if (PQresultStatus(r) != PGRES_TUPLES_OK)
-		fprintf(stderr, "bench_archive: SQL failed: %s\n  %s", sql,
-			PQerrorMessage(c));
-	PQclear(r);
-	return v;
-}
 
 /* Appends synchronous_commit=VALUE to a conninfo string or URI. */
 static char *bench_dsn_with(const char *dsn, const char *value)
@@ -569,7 +317,7 @@ static void bench_cluster_setup(const bench_opts_t *o, char **writer_dsn,
 	snprintf(bench_pgdir, sizeof bench_pgdir, "%s/pg", bench_tmp);
 	setenv("IMP_PG_DIR", bench_pgdir, 1);
 	/* The guardian inherits both paths; `stop` needs no port. */
-	bench_guardian_start();
+	bench_guardian_start(bench_guardian_cleanup, 0);
 	snprintf(script, sizeof script, "%s/scripts/pg-cluster.sh", bench_src);
 
 	for (int attempt = 0; attempt < 8 && !bench_cluster_started;
@@ -577,7 +325,7 @@ static void bench_cluster_setup(const bench_opts_t *o, char **writer_dsn,
 		char port[16];
 
 		bench_port = 20000 + (int)bench_rng_below(&r, 30000);
-		if (!bench_port_free(bench_port))
+		if (!bench_port_free(bench_port, false))
 			continue;
 		snprintf(port, sizeof port, "%d", bench_port);
 		setenv("IMP_PG_PORT", port, 1);
@@ -1414,7 +1162,7 @@ static bench_outage_t bench_outage(bench_env_t *e, const char *dsn,
 		for (int k = 0; k < 50 && !port; k++) {
 			int p = 20000 + (int)(bench_now() % 30000);
 
-			if (bench_port_free(p))
+			if (bench_port_free(p, false))
 				port = p;
 		}
 		snprintf(closed_dsn, sizeof closed_dsn,
@@ -1814,7 +1562,7 @@ int main(int argc, char **argv)
 	o.spool_n = o.quick ? 20000 : 100000;
 	bench_keep = o.keep;
 
-	if (!bench_find_src() && !o.dsn)
+	if (!bench_find_src(bench_src) && !o.dsn)
 		bench_die("cannot find scripts/pg-cluster.sh; set "
 			  "IMP_SOURCE_DIR to the source tree");
 	if (o.policy)
@@ -2124,10 +1872,10 @@ int main(int argc, char **argv)
 	free(writer_dsn);
 	free(admin_dsn);
 
-	fputs(bench_figs.p ? bench_figs.p : "", stdout);
+	fputs(bench_figs_text(), stdout);
 	printf("bench: total_seconds %.1f s\n",
 	       (double)(bench_now() - t_start) / 1e9);
 	printf("bench: failures %u count\n", bench_failures);
-	free(bench_figs.p);
+	bench_figs_free();
 	return bench_failures ? 1 : 0;
 }

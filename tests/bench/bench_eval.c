@@ -46,6 +46,13 @@
 
 #include "impolicy.h"
 
+#define BENCH_PROG "bench_eval"
+#define BENCH_FAIL_TAG "FAILED: "
+#define BENCH_GOAL_W1 34
+#define BENCH_GOAL_W2 18
+#define BENCH_GOAL_W3 16
+#include "bench_util.h"
+
 /* ---- sizes and fixed parameters ------------------------------------- */
 
 #define BENCH_SEED 0x1d5c0ffee2026ULL
@@ -61,35 +68,6 @@
 
 /* ---- small helpers ------------------------------------------------------- */
 
-static void bench_die(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	fputs("bench_eval: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(2);
-}
-
-static void *bench_xmalloc(size_t n)
-{
-	void *p = malloc(n ? n : 1);
-
-	if (!p)
-		bench_die("out of memory (%zu bytes)", n);
-	return p;
-}
-
-static void *bench_xrealloc(void *p, size_t n)
-{
-	p = realloc(p, n ? n : 1);
-	if (!p)
-		bench_die("out of memory (%zu bytes)", n);
-	return p;
-}
-
 static char *bench_xstrdup(const char *s)
 {
 	size_t n = strlen(s) + 1;
@@ -97,31 +75,8 @@ static char *bench_xstrdup(const char *s)
 	return memcpy(bench_xmalloc(n), s, n);
 }
 
-static uint64_t bench_ns(clockid_t clk)
-{
-	struct timespec ts;
-
-	clock_gettime(clk, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
 #define BENCH_NOW() bench_ns(CLOCK_MONOTONIC)
 #define BENCH_CPU() bench_ns(CLOCK_THREAD_CPUTIME_ID)
-
-/* splitmix64: tiny, fast and identical on every platform, which is what a
- * reproducible corpus needs (rand() is not). */
-typedef struct bench_rng_s {
-	uint64_t s;
-} bench_rng_t;
-
-static uint64_t bench_rng_next(bench_rng_t *r)
-{
-	uint64_t z = (r->s += 0x9e3779b97f4a7c15ULL);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
 
 static uint32_t bench_rng_below(bench_rng_t *r, uint32_t n)
 {
@@ -807,20 +762,6 @@ static void bench_view(const bench_corpus_t *c, size_t i, imp_view_t *v)
 
 /* ---- running the library --------------------------------------------------- */
 
-static unsigned bench_failures;
-
-static void bench_fail(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	fputs("bench_eval: FAILED: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	bench_failures++;
-}
-
 static const char *bench_engine_name(imp_engine_t e)
 {
 	switch (e) {
@@ -1242,15 +1183,6 @@ typedef struct bench_reload_fig_s {
 	uint64_t quiet_n, reload_n, policies_seen;
 } bench_reload_fig_t;
 
-static void bench_sleep_ns(uint64_t ns)
-{
-	struct timespec ts = {(time_t)(ns / 1000000000ULL),
-			      (long)(ns % 1000000000ULL)};
-
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
-
 static void bench_reload(imp_ctx_t *ctx, const bench_corpus_t *c,
 			 const char *path, unsigned n_swaps,
 			 bench_reload_fig_t *f)
@@ -1335,19 +1267,6 @@ static void bench_reload(imp_ctx_t *ctx, const bench_corpus_t *c,
 
 /* ---- output ------------------------------------------------------------------ */
 
-/* Machine-greppable figures are collected and printed after the table. */
-static bench_buf_t bench_figs;
-
-static void bench_fig(const char *name, double value, const char *unit)
-{
-	if (value == floor(value) && fabs(value) < 1e15)
-		bench_buf_printf(&bench_figs, "bench: %s %.0f %s\n", name,
-				 value, unit);
-	else
-		bench_buf_printf(&bench_figs, "bench: %s %.3f %s\n", name,
-				 value, unit);
-}
-
 static void bench_print_policy(const char *tag, const bench_fig_t *f)
 {
 	char name[96];
@@ -1382,32 +1301,6 @@ static void bench_print_policy(const char *tag, const bench_fig_t *f)
 	FIG("planted_caught",
 	    (double)f->short_pass.n_caught + f->long_pass.n_caught, "msgs");
 #undef FIG
-}
-
-static void bench_goal(const char *what, double value, const char *unit,
-		       bool higher_better, double target, bool have,
-		       const char *key)
-{
-	bool met = have && (higher_better ? value >= target : value <= target);
-	char v[32], t[40];
-
-	if (have)
-		snprintf(v, sizeof v, "%.4g %s", value, unit);
-	else
-		snprintf(v, sizeof v, "n/a");
-	snprintf(t, sizeof t, "%s %.4g %s", higher_better ? ">=" : "<=", target,
-		 unit);
-	printf("  %-34s %-18s %-16s %s\n", what, v, t,
-	       !have ? "not measured"
-	       : met ? "met"
-		     : "NOT met");
-	bench_buf_printf(&bench_figs, "bench: goal.%s %d %s\n", key,
-			 !have ? -1
-			 : met ? 1
-			       : 0,
-			 !have ? "not_measured"
-			 : met ? "met"
-			       : "not_met");
 }
 
 /* ---- main ------------------------------------------------------------------ */
@@ -1822,7 +1715,7 @@ int main(int argc, char **argv)
 	imp_eval_free(ev);
 	imp_ctx_free(ctx);
 
-	fputs(bench_figs.p ? bench_figs.p : "", stdout);
+	fputs(bench_figs_text(), stdout);
 	printf("bench: failures %u count\n", bench_failures);
 
 	bench_gen_cleanup();
@@ -1835,6 +1728,6 @@ int main(int argc, char **argv)
 	free(corpus.longs);
 	free(lat);
 	free(acme);
-	free(bench_figs.p);
+	bench_figs_free();
 	return bench_failures ? 1 : 0;
 }

@@ -81,12 +81,17 @@
 #define BX_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define BX_SEED 0x5eed4a11b0b5ULL
 #define BX_DOMAIN "acme.example"
+#ifndef BX_PORT_BASE
 #define BX_PORT_BASE 35000 /* our range: 35000-35099 */
+#endif
 #define BX_MAX_PAIRS 500
 #define BX_WARMUP 20 /* messages per sender before any timing */
 #define BX_LOGIN_TIMEOUT_S 30.0
 #define BX_STALL_TIMEOUT_S 15.0 /* no delivery progress for this long */
 #define BX_NVAR 3
+
+#define BENCH_PROG "bench_xmpp"
+#include "bench_util.h"
 
 #ifndef IMP_BENCH_MODULE
 #define IMP_BENCH_MODULE ""
@@ -96,85 +101,6 @@
 #endif
 
 /* ---- small helpers ------------------------------------------------------- */
-
-static unsigned bx_failures;
-
-static void bx_die(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	fputs("bench_xmpp: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(2);
-}
-
-static void bx_fail(const char *fmt, ...)
-{
-	va_list ap;
-
-	bx_failures++;
-	va_start(ap, fmt);
-	fputs("bench_xmpp: FAIL: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
-
-static void bx_note(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	fputs("bench_xmpp: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
-
-static void *bx_xcalloc(size_t n, size_t size)
-{
-	void *p = calloc(n ? n : 1, size ? size : 1);
-
-	if (!p)
-		bx_die("out of memory");
-	return p;
-}
-
-static uint64_t bx_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static void bx_sleep_until(uint64_t abs_ns)
-{
-	struct timespec ts = {(time_t)(abs_ns / 1000000000u),
-			      (long)(abs_ns % 1000000000u)};
-
-	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) ==
-	       EINTR)
-		;
-}
-
-static void bx_sleep_ms(unsigned ms)
-{
-	bx_sleep_until(bx_now() + (uint64_t)ms * 1000000u);
-}
-
-/* splitmix64 */
-static uint64_t bx_rng_next(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
 
 static int bx_cmp_u64(const void *a, const void *b)
 {
@@ -196,67 +122,6 @@ static double bx_quantile(const uint64_t *v, size_t n, double q)
 	if (k > n)
 		k = n;
 	return (double)v[k - 1];
-}
-
-/* ---- figures ------------------------------------------------------------- */
-
-static char *bx_figs;
-static size_t bx_figs_len, bx_figs_cap;
-
-static void bx_figf(const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	for (;;) {
-		va_start(ap, fmt);
-		n = vsnprintf(bx_figs + bx_figs_len, bx_figs_cap - bx_figs_len,
-			      fmt, ap);
-		va_end(ap);
-		if (n < 0)
-			return;
-		if ((size_t)n < bx_figs_cap - bx_figs_len)
-			break;
-		bx_figs_cap = (bx_figs_cap + (size_t)n + 1) * 2;
-		bx_figs = realloc(bx_figs, bx_figs_cap);
-		if (!bx_figs)
-			bx_die("out of memory");
-	}
-	bx_figs_len += (size_t)n;
-}
-
-static void bx_fig(const char *name, double value, const char *unit)
-{
-	if (value == floor(value) && fabs(value) < 1e15)
-		bx_figf("bench: %s %.0f %s\n", name, value, unit);
-	else
-		bx_figf("bench: %s %.3f %s\n", name, value, unit);
-}
-
-static void bx_goal(const char *what, double value, const char *unit,
-		    bool higher_better, double target, bool have,
-		    const char *key)
-{
-	bool met = have && (higher_better ? value >= target : value <= target);
-	char v[40], t[40];
-
-	if (have)
-		snprintf(v, sizeof v, "%.4g %s", value, unit);
-	else
-		snprintf(v, sizeof v, "n/a");
-	snprintf(t, sizeof t, "%s %.4g %s", higher_better ? ">=" : "<=", target,
-		 unit);
-	printf("  %-40s %-16s %-16s %s\n", what, v, t,
-	       !have ? "not measured"
-	       : met ? "met"
-		     : "NOT met");
-	bx_figf("bench: goal.%s %d %s\n", key,
-		!have ? -1
-		: met ? 1
-		      : 0,
-		!have ? "not_measured"
-		: met ? "met"
-		      : "not_met");
 }
 
 /* ---- options ------------------------------------------------------------- */
@@ -282,7 +147,6 @@ static char bx_tmp[4096];   /* our temporary directory, "" when none */
 static char bx_pgdir[4200];
 static int bx_pgport;
 static bool bx_pg_started, bx_keep;
-static int bx_guard_fd = -1;
 
 /* The child bx_run() waits for; the signal handler terminates its process
  * group, so that a script cut short does not go on starting servers after
@@ -341,7 +205,7 @@ static int bx_stack_ctl(const char *dir, char *const args[], bool quiet)
 
 	while (args[n])
 		n++;
-	argv = bx_xcalloc(n + 3, sizeof *argv);
+	argv = bench_xcalloc(n + 3, sizeof *argv);
 	argv[0] = "/bin/sh";
 	argv[1] = bx_stack;
 	memcpy(argv + 2, args, n * sizeof *argv);
@@ -388,13 +252,14 @@ static void bx_cleanup_now(void)
 static void bx_atexit(void)
 {
 	bx_cleanup_now();
-	if (bx_guard_fd >= 0) {
-		ssize_t r = write(bx_guard_fd, "k", 1);
+	bench_guardian_done();
+}
 
-		(void)r;
-		close(bx_guard_fd);
-		bx_guard_fd = -1;
-	}
+/* Run by the guardian when we died: stops the stacks and the cluster. */
+static void bx_guardian_cleanup(void)
+{
+	bx_pg_started = true;
+	bx_cleanup_now();
 }
 
 static void bx_on_signal(int sig)
@@ -407,129 +272,7 @@ static void bx_on_signal(int sig)
 	_exit(128 + sig);
 }
 
-/* A child that blocks on a pipe whose only write end is ours (close-on-
- * exec).  EOF without our "done" byte means we died: it cleans up. */
-static void bx_guardian_start(void)
-{
-	int p[2];
-	pid_t pid;
-
-	if (pipe(p) != 0)
-		bx_die("pipe: %s", strerror(errno));
-	fcntl(p[0], F_SETFD, FD_CLOEXEC);
-	fcntl(p[1], F_SETFD, FD_CLOEXEC);
-	pid = fork();
-	if (pid < 0)
-		bx_die("fork: %s", strerror(errno));
-	if (pid == 0) {
-		char c;
-		ssize_t r;
-
-		close(p[1]);
-		signal(SIGINT, SIG_IGN);
-		signal(SIGHUP, SIG_IGN);
-		signal(SIGTERM, SIG_IGN);
-		do
-			r = read(p[0], &c, 1);
-		while (r < 0 && errno == EINTR);
-		if (r != 1) {
-			/* Give a script we interrupted time to exit. */
-			bx_sleep_ms(500);
-			bx_pg_started = true;
-			bx_cleanup_now();
-		}
-		_exit(0);
-	}
-	close(p[0]);
-	bx_guard_fd = p[1];
-}
-
-static bool bx_port_free(int port)
-{
-	struct sockaddr_in sa;
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	int one = 1;
-	bool ok;
-
-	if (fd < 0)
-		return false;
-	/* The servers set SO_REUSEADDR too: TIME_WAIT left by the previous
-	 * variant does not make a port busy. */
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-	memset(&sa, 0, sizeof sa);
-	sa.sin_family = AF_INET;
-	sa.sin_port = htons((uint16_t)port);
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ok = bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
-	close(fd);
-	return ok;
-}
-
-static bool bx_find_src(void)
-{
-	static const char *const rel[] = {".", "..", "../..", "../../.."};
-	const char *env = getenv("IMP_SOURCE_DIR");
-	char probe[4300];
-
-	if (env && *env) {
-		snprintf(probe, sizeof probe, "%s/scripts/pg-cluster.sh", env);
-		if (access(probe, R_OK) == 0 && realpath(env, bx_src) != NULL)
-			return true;
-	}
-	for (size_t i = 0; i < BX_ARRAY_LEN(rel); i++) {
-		snprintf(probe, sizeof probe, "%s/scripts/pg-cluster.sh",
-			 rel[i]);
-		if (access(probe, R_OK) == 0 &&
-		    realpath(rel[i], bx_src) != NULL)
-			return true;
-	}
-	return false;
-}
-
 /* ---- PostgreSQL -------------------------------------------------------------- */
-
-static PGconn *bx_pq_connect(const char *dsn)
-{
-	PGconn *c = PQconnectdb(dsn);
-
-	if (PQstatus(c) != CONNECTION_OK) {
-		fprintf(stderr, "bench_xmpp: connect: %s", PQerrorMessage(c));
-		PQfinish(c);
-		return NULL;
-	}
-	return c;
-}
-
-static bool bx_pq_exec(PGconn *c, const char *sql)
-{
-	PGresult *r = PQexec(c, sql);
-	ExecStatusType st = PQresultStatus(r);
-	bool ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
-
-	if (!ok)
-		fprintf(stderr, "bench_xmpp: SQL failed: %s\n  %s", sql,
-			PQerrorMessage(c));
-	PQclear(r);
-	return ok;
-}
-
-/* First column of the first row as a double; NAN on failure. */
-static double bx_pq_num(PGconn *c, const char *sql, const char *param)
-{
-	const char *params[1] = {param};
-	PGresult *r = PQexecParams(c, sql, param ? 1 : 0, NULL,
-				   param ? params : NULL, NULL, NULL, 0);
-	double v = NAN;
-
-	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0 &&
-	    !PQgetisnull(r, 0, 0))
-		v = strtod(PQgetvalue(r, 0, 0), NULL);
-	else if (PQresultStatus(r) != PGRES_TUPLES_OK)
-		fprintf(stderr, "bench_xmpp: SQL failed: %s\n  %s", sql,
-			PQerrorMessage(c));
-	PQclear(r);
-	return v;
-}
 
 static char bx_admin_dsn[4400], bx_writer_dsn[4400];
 
@@ -545,7 +288,7 @@ static bool bx_pg_setup(const bx_opts_t *o)
 	     port < BX_PORT_BASE + 100 && !bx_pg_started; port++) {
 		char p[16];
 
-		if (!bx_port_free(port))
+		if (!bench_port_free(port, true))
 			continue;
 		snprintf(p, sizeof p, "%d", port);
 		setenv("IMP_PG_PORT", p, 1);
@@ -554,17 +297,17 @@ static bool bx_pg_setup(const bx_opts_t *o)
 			bx_pg_started = true;
 	}
 	if (!bx_pg_started) {
-		bx_fail("could not start PostgreSQL (see %s/server.log)",
-			bx_pgdir);
+		bench_fail("could not start PostgreSQL (see %s/server.log)",
+			   bx_pgdir);
 		return false;
 	}
 	snprintf(buf, sizeof buf,
 		 "host=%s port=%d user=postgres dbname=postgres", bx_pgdir,
 		 bx_pgport);
-	c = bx_pq_connect(buf);
-	if (!c || !bx_pq_exec(c, "CREATE DATABASE imp_bench")) {
+	c = bench_pq_connect(buf);
+	if (!c || !bench_pq_exec(c, "CREATE DATABASE imp_bench")) {
 		PQfinish(c);
-		bx_fail("could not create the database");
+		bench_fail("could not create the database");
 		return false;
 	}
 	PQfinish(c);
@@ -576,15 +319,15 @@ static bool bx_pg_setup(const bx_opts_t *o)
 				"--dsn",        bx_admin_dsn, NULL};
 
 		if (bx_run(argv, false) != 0) {
-			bx_fail("impolicyctl db init failed");
+			bench_fail("impolicyctl db init failed");
 			return false;
 		}
 	}
-	c = bx_pq_connect(bx_admin_dsn);
-	if (!c || !bx_pq_exec(c, "CREATE ROLE bench_writer LOGIN;"
-				 "GRANT impolicy_writer TO bench_writer;")) {
+	c = bench_pq_connect(bx_admin_dsn);
+	if (!c || !bench_pq_exec(c, "CREATE ROLE bench_writer LOGIN;"
+				    "GRANT impolicy_writer TO bench_writer;")) {
 		PQfinish(c);
-		bx_fail("could not create the writer role");
+		bench_fail("could not create the writer role");
 		return false;
 	}
 	PQfinish(c);
@@ -597,15 +340,15 @@ static bool bx_pg_setup(const bx_opts_t *o)
 /* Message rows archived under node: NAN when the query failed. */
 static double bx_pg_messages(const char *node)
 {
-	PGconn *c = bx_pq_connect(bx_admin_dsn);
+	PGconn *c = bench_pq_connect(bx_admin_dsn);
 	double v;
 
 	if (!c)
 		return NAN;
-	v = bx_pq_num(c,
-		      "SELECT count(*) FROM impolicy.stanza "
-		      "WHERE node = $1 AND kind = 'message'",
-		      node);
+	v = bench_pq_num(c,
+			 "SELECT count(*) FROM impolicy.stanza "
+			 "WHERE node = $1 AND kind = 'message'",
+			 node);
 	PQfinish(c);
 	return v;
 }
@@ -676,14 +419,14 @@ static bool bx_token_get(const char *s, unsigned *phase, uint32_t *seq,
 static size_t bx_body_text(char *out, size_t cap, unsigned pair, unsigned phase,
 			   uint32_t seq)
 {
-	uint64_t s = BX_SEED ^ ((uint64_t)pair << 40) ^
-		     ((uint64_t)phase << 32) ^ seq;
-	unsigned words = 8 + (unsigned)(bx_rng_next(&s) % 13);
+	bench_rng_t s = {BX_SEED ^ ((uint64_t)pair << 40) ^
+			 ((uint64_t)phase << 32) ^ seq};
+	unsigned words = 8 + (unsigned)(bench_rng_next(&s) % 13);
 	size_t n = 0;
 
 	for (unsigned i = 0; i < words; i++) {
 		const char *w =
-			bx_vocab[bx_rng_next(&s) % BX_ARRAY_LEN(bx_vocab)];
+			bx_vocab[bench_rng_next(&s) % BX_ARRAY_LEN(bx_vocab)];
 		size_t l = strlen(w);
 
 		if (n + l + 2 >= cap)
@@ -849,7 +592,7 @@ static int bx_on_message(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
 	bx_client_t *c = ud;
 	bx_pair_t *p = c->pair;
 	bx_run_t *R = p->R;
-	uint64_t now = bx_now(), ts;
+	uint64_t now = bench_now(), ts;
 	const char *type = xmpp_stanza_get_type(st);
 	xmpp_stanza_t *body;
 	char *text, *ref;
@@ -937,7 +680,7 @@ static void bx_on_conn(xmpp_conn_t *conn, xmpp_conn_event_t ev, int error,
 		return;
 	}
 	if (atomic_load(&c->state) == BX_CONNECTING) {
-		bx_note("%s: connection failed (error %d)", c->jid, error);
+		bench_note("%s: connection failed (error %d)", c->jid, error);
 		atomic_store(&c->state, BX_FAILED);
 	} else {
 		atomic_store(&c->state, BX_CLOSED);
@@ -988,7 +731,7 @@ static void *bx_sender_main(void *arg)
 			done = false;
 			/* The phase starts when the sender sees it. */
 			if (mode != BX_IDLE) {
-				R->t0 = bx_now();
+				R->t0 = bench_now();
 				R->deadline =
 					R->t0 + (uint64_t)(R->max_s * 1e9);
 				atomic_store(&R->last_ns, R->t0);
@@ -998,7 +741,7 @@ static void *bx_sender_main(void *arg)
 		if (mode == BX_WINDOWED) {
 			bool all = true;
 
-			if (!done && bx_now() >= R->deadline)
+			if (!done && bench_now() >= R->deadline)
 				done = true;
 			for (unsigned i = 0; !done && i < R->npairs; i++) {
 				bx_pair_t *p = &R->pairs[i];
@@ -1006,7 +749,7 @@ static void *bx_sender_main(void *arg)
 				while (p->sent < R->per_sender &&
 				       p->sent - atomic_load(&p->delivered) <
 					       R->window) {
-					bx_send(R, p, p->sent, bx_now());
+					bx_send(R, p, p->sent, bench_now());
 					p->sent++;
 				}
 				all = all && p->sent == R->per_sender;
@@ -1023,7 +766,7 @@ static void *bx_sender_main(void *arg)
 			}
 		} else if (mode == BX_PACED) {
 			uint64_t total = (uint64_t)R->per_sender * R->npairs;
-			uint64_t now = bx_now(), next;
+			uint64_t now = bench_now(), next;
 
 			if (!done && now >= R->deadline)
 				done = true;
@@ -1036,7 +779,7 @@ static void *bx_sender_main(void *arg)
 				if (at > now)
 					break;
 				p = &R->pairs[k_next % R->npairs];
-				bx_send(R, p, p->sent, bx_now());
+				bx_send(R, p, p->sent, bench_now());
 				p->sent++;
 				k_next++;
 			}
@@ -1050,11 +793,11 @@ static void *bx_sender_main(void *arg)
 				     : now + 2000000u;
 			if (next > now + 2000000u)
 				next = now + 2000000u;
-			bx_sleep_until(next);
+			bench_sleep_until(next);
 		} else {
 			/* Idle: nothing to send, only a mode change to see. */
 			xmpp_run_once(R->sctx, 1);
-			bx_sleep_ms(20);
+			bench_sleep_ms(20);
 		}
 	}
 	return NULL;
@@ -1126,7 +869,7 @@ static bx_phase_res_t bx_phase(bx_run_t *R, unsigned phase, int mode,
 	R->rate = rate;
 	R->max_s = max_s;
 	atomic_store(&R->send_done, false);
-	last_progress = bx_now();
+	last_progress = bench_now();
 	atomic_store(&R->mode, mode);
 	for (;;) {
 		uint64_t got = atomic_load(&R->nlat);
@@ -1138,17 +881,17 @@ static bx_phase_res_t bx_phase(bx_run_t *R, unsigned phase, int mode,
 		}
 		if (got != last_n) {
 			last_n = got;
-			last_progress = bx_now();
-		} else if (bx_now() - last_progress >
+			last_progress = bench_now();
+		} else if (bench_now() - last_progress >
 			   (uint64_t)(BX_STALL_TIMEOUT_S * 1e9)) {
 			break;
 		}
-		bx_sleep_ms(5); /* the times come from the other threads */
+		bench_sleep_ms(5); /* the times come from the other threads */
 	}
 	atomic_store(&R->mode, BX_IDLE);
 	/* The sender must have left the phase before the next reset. */
 	while (atomic_load(&R->mode_ack) != BX_IDLE)
-		bx_sleep_ms(1);
+		bench_sleep_ms(1);
 	if (!atomic_load(&R->send_done))
 		total = (uint64_t)per_sender * R->npairs; /* stalled early */
 	end = atomic_load(&R->last_ns);
@@ -1158,9 +901,9 @@ static bx_phase_res_t bx_phase(bx_run_t *R, unsigned phase, int mode,
 	res.n = n;
 	res.ok = total > 0 && n == total;
 	if (!res.ok)
-		bx_fail("variant %c phase %u: %zu of %" PRIu64 " messages "
-			"delivered (no progress for %.0f s)",
-			R->var, phase, n, total, BX_STALL_TIMEOUT_S);
+		bench_fail("variant %c phase %u: %zu of %" PRIu64 " messages "
+			   "delivered (no progress for %.0f s)",
+			   R->var, phase, n, total, BX_STALL_TIMEOUT_S);
 	res.seconds = (double)(end - R->t0) / 1e9;
 	res.msgs_per_s = res.seconds > 0 ? (double)n / res.seconds : 0;
 	/* The receiver thread is done with these (nothing is in flight). */
@@ -1174,7 +917,7 @@ static bx_phase_res_t bx_phase(bx_run_t *R, unsigned phase, int mode,
 
 static bool bx_wait_clients(bx_run_t *R, int want, double timeout_s)
 {
-	uint64_t until = bx_now() + (uint64_t)(timeout_s * 1e9);
+	uint64_t until = bench_now() + (uint64_t)(timeout_s * 1e9);
 
 	for (;;) {
 		unsigned done = 0, failed = 0;
@@ -1189,9 +932,9 @@ static bool bx_wait_clients(bx_run_t *R, int want, double timeout_s)
 		}
 		if (done == 2 * R->npairs)
 			return failed == 0;
-		if (bx_now() > until)
+		if (bench_now() > until)
 			return false;
-		bx_sleep_ms(5);
+		bench_sleep_ms(5);
 	}
 }
 
@@ -1245,7 +988,7 @@ static void bx_log_tail(const char *dir, const char *name)
 
 static double bx_ms_since(uint64_t t)
 {
-	return (double)(bx_now() - t) / 1e6;
+	return (double)(bench_now() - t) / 1e6;
 }
 
 static void bx_set_impolicy_xml(char var, const char *dir)
@@ -1317,19 +1060,19 @@ static bool bx_up(const bx_opts_t *o, char var, bx_run_t *R)
 	R->efd = -1;
 	bx_var_dir(R->dir, sizeof R->dir, var);
 	if (mkdir(R->dir, 0755) != 0) {
-		bx_fail("mkdir %s: %s", R->dir, strerror(errno));
+		bench_fail("mkdir %s: %s", R->dir, strerror(errno));
 		return false;
 	}
 	/* Ports: the first free pair in the variant's block of 20. */
 	for (int p = BX_PORT_BASE + 20 * (int)slot;
 	     p < BX_PORT_BASE + 20 * (int)slot + 20; p += 2)
-		if (bx_port_free(p) && bx_port_free(p + 1)) {
+		if (bench_port_free(p, true) && bench_port_free(p + 1, true)) {
 			R->c2s = p;
 			R->rtr = p + 1;
 			break;
 		}
 	if (R->c2s < 0) {
-		bx_fail("variant %c: no free ports", var);
+		bench_fail("variant %c: no free ports", var);
 		return false;
 	}
 	snprintf(port, sizeof port, "%d", R->c2s);
@@ -1345,13 +1088,13 @@ static bool bx_up(const bx_opts_t *o, char var, bx_run_t *R)
 		bx_set_impolicy_xml(var, R->dir);
 	}
 
-	t = bx_now();
+	t = bench_now();
 	{
 		char *args[] = {"start", NULL};
 
 		R->stack_up = true; /* stop it even if start half worked */
 		if (bx_stack_ctl(R->dir, args, false) != 0) {
-			bx_fail("variant %c: the stack did not start", var);
+			bench_fail("variant %c: the stack did not start", var);
 			return false;
 		}
 	}
@@ -1361,10 +1104,10 @@ static bool bx_up(const bx_opts_t *o, char var, bx_run_t *R)
 	/* Users: loadsendNNN sends to loadrecvNNN; in no policy group.  One
 	 * adduser call for all of them. */
 	R->npairs = o->pairs;
-	R->pairs = bx_xcalloc(R->npairs, sizeof *R->pairs);
+	R->pairs = bench_xcalloc(R->npairs, sizeof *R->pairs);
 	{
 		char **args =
-			bx_xcalloc(4 * (size_t)R->npairs + 2, sizeof *args);
+			bench_xcalloc(4 * (size_t)R->npairs + 2, sizeof *args);
 		size_t n = 0;
 		int rc;
 
@@ -1389,7 +1132,7 @@ static bool bx_up(const bx_opts_t *o, char var, bx_run_t *R)
 		rc = bx_stack_ctl(R->dir, args, false);
 		free(args);
 		if (rc != 0) {
-			bx_fail("variant %c: adduser failed", var);
+			bench_fail("variant %c: adduser failed", var);
 			return false;
 		}
 	}
@@ -1400,23 +1143,23 @@ static bool bx_up(const bx_opts_t *o, char var, bx_run_t *R)
 		if (maxn < BX_WARMUP)
 			maxn = BX_WARMUP;
 		R->lat_cap = (size_t)maxn * R->npairs;
-		R->lat = bx_xcalloc(R->lat_cap, sizeof *R->lat);
+		R->lat = bench_xcalloc(R->lat_cap, sizeof *R->lat);
 		for (unsigned i = 0; i < R->npairs; i++)
-			R->pairs[i].seen = bx_xcalloc((maxn + 7) / 8, 1);
+			R->pairs[i].seen = bench_xcalloc((maxn + 7) / 8, 1);
 		R->cap_tp = (size_t)o->messages * R->npairs * o->rounds;
-		R->pool_tp = bx_xcalloc(R->cap_tp, sizeof *R->pool_tp);
-		R->round_mps = bx_xcalloc(o->rounds, sizeof *R->round_mps);
+		R->pool_tp = bench_xcalloc(R->cap_tp, sizeof *R->pool_tp);
+		R->round_mps = bench_xcalloc(o->rounds, sizeof *R->round_mps);
 	}
 	R->window = o->window;
 	R->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (R->efd < 0)
-		bx_die("eventfd: %s", strerror(errno));
+		bench_die("eventfd: %s", strerror(errno));
 	R->sctx = xmpp_ctx_new(NULL, NULL);
 	R->rctx = xmpp_ctx_new(NULL, NULL);
 	if (!R->sctx || !R->rctx)
-		bx_die("xmpp_ctx_new failed");
+		bench_die("xmpp_ctx_new failed");
 
-	t = bx_now();
+	t = bench_now();
 	for (unsigned i = 0; i < R->npairs; i++) {
 		bx_client_t *cl[2] = {&R->pairs[i].snd, &R->pairs[i].rcv};
 
@@ -1425,7 +1168,7 @@ static bool bx_up(const bx_opts_t *o, char var, bx_run_t *R)
 
 			cl[k]->conn = xmpp_conn_new(k ? R->rctx : R->sctx);
 			if (!cl[k]->conn)
-				bx_die("xmpp_conn_new failed");
+				bench_die("xmpp_conn_new failed");
 			snprintf(full, sizeof full, "%s/bench", cl[k]->jid);
 			xmpp_conn_set_flags(cl[k]->conn,
 					    XMPP_CONN_FLAG_DISABLE_TLS);
@@ -1435,21 +1178,21 @@ static bool bx_up(const bx_opts_t *o, char var, bx_run_t *R)
 						(unsigned short)R->c2s,
 						bx_on_conn,
 						cl[k]) != XMPP_EOK) {
-				bx_fail("%s: connect failed", cl[k]->jid);
+				bench_fail("%s: connect failed", cl[k]->jid);
 				atomic_store(&cl[k]->state, BX_FAILED);
 			}
 		}
 	}
 	if (pthread_create(&R->st, NULL, bx_sender_main, R) != 0)
-		bx_die("pthread_create failed");
+		bench_die("pthread_create failed");
 	if (pthread_create(&R->rt, NULL, bx_receiver_main, R) != 0) {
 		atomic_store(&R->quit, true);
 		pthread_join(R->st, NULL);
-		bx_die("pthread_create failed");
+		bench_die("pthread_create failed");
 	}
 	R->threads = true;
 	if (!bx_wait_clients(R, BX_READY, BX_LOGIN_TIMEOUT_S)) {
-		bx_fail("variant %c: not every client logged in", var);
+		bench_fail("variant %c: not every client logged in", var);
 		return false;
 	}
 	R->login_s = bx_ms_since(t) / 1e3;
@@ -1522,7 +1265,8 @@ static void bx_round_paced(bx_run_t *R, uint32_t per_sender, double rate)
 
 	if (!R->pool_paced) {
 		R->cap_paced = (size_t)per_sender * R->npairs * R->o->rounds;
-		R->pool_paced = bx_xcalloc(R->cap_paced, sizeof *R->pool_paced);
+		R->pool_paced =
+			bench_xcalloc(R->cap_paced, sizeof *R->pool_paced);
 	}
 	if (!bx_timed_phase(R, BX_PACED, per_sender, rate, &r))
 		return;
@@ -1551,23 +1295,24 @@ static void bx_down(bx_run_t *R, double paced_rate, bx_var_res_t *vr)
 	vr->paced_rate = paced_rate;
 	if (R->ok) {
 		/* Late error stanzas or notices would still be on their way. */
-		bx_sleep_ms(200);
+		bench_sleep_ms(200);
 		for (unsigned i = 0; i < R->npairs; i++) {
 			bx_pair_t *p = &R->pairs[i];
 			unsigned e = atomic_load(&p->errors),
 				 u = atomic_load(&p->unexpected);
 
 			if (e || u) {
-				bx_fail("variant %c pair %u: %u error "
+				bench_fail(
+					"variant %c pair %u: %u error "
 					"stanza(s), %u unexpected message(s)",
 					var, i, e, u);
 				R->ok = false;
 			}
 		}
 		if (atomic_load(&R->stale)) {
-			bx_fail("variant %c: %u message(s) arrived after "
-				"their phase",
-				var, atomic_load(&R->stale));
+			bench_fail("variant %c: %u message(s) arrived after "
+				   "their phase",
+				   var, atomic_load(&R->stale));
 			R->ok = false;
 		}
 	}
@@ -1605,25 +1350,25 @@ static void bx_down(bx_run_t *R, double paced_rate, bx_var_res_t *vr)
 		char *args[] = {"stop", NULL};
 
 		if (bx_stack_ctl(R->dir, args, false) != 0)
-			bx_fail("variant %c: stack stop failed", var);
+			bench_fail("variant %c: stack stop failed", var);
 	}
 	if (R->ok && var != 'a') {
 		char node[16];
 
 		vr->have_stats = bx_read_stats(R->dir, vr);
 		if (!vr->have_stats) {
-			bx_fail("variant %c: no 'impolicy: stats:' line in "
-				"the sm log",
-				var);
+			bench_fail("variant %c: no 'impolicy: stats:' line in "
+				   "the sm log",
+				   var);
 			R->ok = false;
 		}
 		snprintf(node, sizeof node, "bench-%c", var);
 		vr->archived = bx_pg_messages(node);
 		vr->expect_archived = (double)R->msgs_total;
 		if (!(vr->archived >= vr->expect_archived)) {
-			bx_fail("variant %c: %.0f message rows archived, "
-				"expected %.0f",
-				var, vr->archived, vr->expect_archived);
+			bench_fail("variant %c: %.0f message rows archived, "
+				   "expected %.0f",
+				   var, vr->archived, vr->expect_archived);
 			R->ok = false;
 		}
 	}
@@ -1633,7 +1378,7 @@ static void bx_down(bx_run_t *R, double paced_rate, bx_var_res_t *vr)
 	}
 	vr->ok = R->ok;
 	if (R->rounds) {
-		double *m = bx_xcalloc(R->rounds, sizeof *m);
+		double *m = bench_xcalloc(R->rounds, sizeof *m);
 
 		memcpy(m, R->round_mps, R->rounds * sizeof *m);
 		for (unsigned i = 1; i < R->rounds; i++)
@@ -1737,7 +1482,7 @@ static void bx_print_variant(char var, const bx_var_res_t *v)
 #define BX_F(name, val, unit)                              \
 	do {                                               \
 		snprintf(k, sizeof k, "%c.%s", var, name); \
-		bx_fig(k, val, unit);                      \
+		bench_fig(k, val, unit);                   \
 	} while (0)
 	BX_F("ok", v->ok ? 1 : 0, "bool");
 	BX_F("msgs_per_s", round(v->mps_median), "msgs/s");
@@ -1775,7 +1520,7 @@ int main(int argc, char **argv)
 	bx_run_t *runs;
 	double paced_rate;
 	uint32_t paced_n = 0;
-	uint64_t t_all = bx_now();
+	uint64_t t_all = bench_now();
 	bool need_module = false;
 	bool explicit_msgs = false, explicit_paced = false;
 	bool explicit_rounds = false;
@@ -1851,9 +1596,10 @@ int main(int argc, char **argv)
 	bx_keep = o.keep;
 	nv = strlen(o.variants);
 
-	if (!bx_find_src())
-		bx_die("cannot find the source tree (scripts/pg-cluster.sh); "
-		       "set IMP_SOURCE_DIR");
+	if (!bench_find_src(bx_src))
+		bench_die(
+			"cannot find the source tree (scripts/pg-cluster.sh); "
+			"set IMP_SOURCE_DIR");
 	if (getenv("IMP_J2_STACK") && *getenv("IMP_J2_STACK"))
 		snprintf(bx_stack, sizeof bx_stack, "%s",
 			 getenv("IMP_J2_STACK"));
@@ -1861,7 +1607,7 @@ int main(int argc, char **argv)
 		snprintf(bx_stack, sizeof bx_stack, "%s/scripts/j2-stack.sh",
 			 bx_src);
 	if (access(bx_stack, R_OK) != 0)
-		bx_die("no stack script %s", bx_stack);
+		bench_die("no stack script %s", bx_stack);
 	need_module = strchr(o.variants, 'b') || strchr(o.variants, 'c');
 	if (!o.module)
 		o.module = getenv("IMP_MODULE");
@@ -1874,15 +1620,15 @@ int main(int argc, char **argv)
 		static char mod_abs[4096], ctl_abs[4096];
 
 		if (!*o.module || !realpath(o.module, mod_abs))
-			bx_die("variants b and c need the module: give its "
-			       "path or set IMP_MODULE (have '%s')",
-			       o.module);
+			bench_die("variants b and c need the module: give its "
+				  "path or set IMP_MODULE (have '%s')",
+				  o.module);
 		o.module = mod_abs;
 		if (!*o.ctl || !realpath(o.ctl, ctl_abs) ||
 		    access(ctl_abs, X_OK) != 0)
-			bx_die("variants b and c need impolicyctl: set "
-			       "IMP_CTL (have '%s')",
-			       o.ctl);
+			bench_die("variants b and c need impolicyctl: set "
+				  "IMP_CTL (have '%s')",
+				  o.ctl);
 		o.ctl = ctl_abs;
 	}
 
@@ -1893,21 +1639,21 @@ int main(int argc, char **argv)
 			 base && *base ? base : "/tmp");
 		if (!mkdtemp(bx_tmp)) {
 			bx_tmp[0] = '\0';
-			bx_die("mkdtemp: %s", strerror(errno));
+			bench_die("mkdtemp: %s", strerror(errno));
 		}
 		/* When root, PostgreSQL runs as `postgres`, which must
 		 * reach its directory. */
 		chmod(bx_tmp, 0755);
 		/* Both paths go into sm.xml verbatim. */
 		if (strpbrk(bx_tmp, "<>&'\"") || strpbrk(bx_src, "<>&'\""))
-			bx_die("the source and temporary paths must not "
-			       "contain XML special characters");
+			bench_die("the source and temporary paths must not "
+				  "contain XML special characters");
 		/* Known before the guardian starts: it stops this cluster
 		 * (and only this one) if we die. */
 		snprintf(bx_pgdir, sizeof bx_pgdir, "%s/pg", bx_tmp);
 		setenv("IMP_PG_DIR", bx_pgdir, 1);
 	}
-	bx_guardian_start();
+	bench_guardian_start(bx_guardian_cleanup, 500);
 	atexit(bx_atexit);
 	signal(SIGINT, bx_on_signal);
 	signal(SIGTERM, bx_on_signal);
@@ -1929,7 +1675,7 @@ int main(int argc, char **argv)
 	/* All variants' stacks run side by side and the rounds interleave
 	 * them (a b c, b c a, c a b, ...), so that a change in the load of
 	 * the shared machine hits every variant alike. */
-	runs = bx_xcalloc(nv, sizeof *runs);
+	runs = bench_xcalloc(nv, sizeof *runs);
 	for (size_t i = 0; i < nv; i++)
 		(void)bx_up(&o, o.variants[i], &runs[i]);
 	paced_rate = o.rate;
@@ -1993,44 +1739,46 @@ int main(int argc, char **argv)
 			       x->cpu_us[BX_CPU_SM_ALL] -
 				       a->cpu_us[BX_CPU_SM_ALL]);
 			snprintf(k, sizeof k, "%c_minus_a.cpu.sm_thread", var);
-			bx_fig(k, round(d * 1000) / 1000, "us/msg");
+			bench_fig(k, round(d * 1000) / 1000, "us/msg");
 			snprintf(k, sizeof k, "%c_minus_a.cpu.sm_process", var);
-			bx_fig(k,
-			       round((x->cpu_us[BX_CPU_SM_ALL] -
-				      a->cpu_us[BX_CPU_SM_ALL]) *
-				     1000) /
-				       1000,
-			       "us/msg");
+			bench_fig(k,
+				  round((x->cpu_us[BX_CPU_SM_ALL] -
+					 a->cpu_us[BX_CPU_SM_ALL]) *
+					1000) /
+					  1000,
+				  "us/msg");
 		}
 		snprintf(k, sizeof k, "%c_vs_a.msgs_per_s", var);
-		bx_fig(k, bx_ratio(x->mps_median, a->mps_median), "ratio");
+		bench_fig(k, bx_ratio(x->mps_median, a->mps_median), "ratio");
 		snprintf(k, sizeof k, "%c_vs_a.p50", var);
-		bx_fig(k, bx_ratio(x->tp.p50_us, a->tp.p50_us), "ratio");
+		bench_fig(k, bx_ratio(x->tp.p50_us, a->tp.p50_us), "ratio");
 		snprintf(k, sizeof k, "%c_vs_a.p99", var);
-		bx_fig(k, bx_ratio(x->tp.p99_us, a->tp.p99_us), "ratio");
+		bench_fig(k, bx_ratio(x->tp.p99_us, a->tp.p99_us), "ratio");
 		snprintf(k, sizeof k, "%c_vs_a.paced_p50", var);
-		bx_fig(k, bx_ratio(x->paced.p50_us, a->paced.p50_us), "ratio");
+		bench_fig(k, bx_ratio(x->paced.p50_us, a->paced.p50_us),
+			  "ratio");
 		snprintf(k, sizeof k, "%c_vs_a.paced_p99", var);
-		bx_fig(k, bx_ratio(x->paced.p99_us, a->paced.p99_us), "ratio");
+		bench_fig(k, bx_ratio(x->paced.p99_us, a->paced.p99_us),
+			  "ratio");
 	}
 
 	printf("\nGoals (informational):\n");
-	bx_goal("(b)/(a) throughput",
-		bx_ratio(res[1].mps_median, res[0].mps_median), "", true, 0.95,
-		res[0].ok && res[1].ok, "b_vs_a_throughput");
-	bx_goal("(b) sm thread per stanza, p50", res[1].h_p50, "us", false, 5,
-		res[1].have_stats, "b_handler_p50");
-	bx_goal("(b) sm thread per stanza, p99", res[1].h_p99, "us", false, 50,
-		res[1].have_stats, "b_handler_p99");
-	bx_goal("(c) sm thread per stanza, p50", res[2].h_p50, "us", false, 5,
-		res[2].have_stats, "c_handler_p50");
-	bx_goal("(c) sm thread per stanza, p99", res[2].h_p99, "us", false, 50,
-		res[2].have_stats, "c_handler_p99");
+	bench_goal("(b)/(a) throughput",
+		   bx_ratio(res[1].mps_median, res[0].mps_median), "", true,
+		   0.95, res[0].ok && res[1].ok, "b_vs_a_throughput");
+	bench_goal("(b) sm thread per stanza, p50", res[1].h_p50, "us", false,
+		   5, res[1].have_stats, "b_handler_p50");
+	bench_goal("(b) sm thread per stanza, p99", res[1].h_p99, "us", false,
+		   50, res[1].have_stats, "b_handler_p99");
+	bench_goal("(c) sm thread per stanza, p50", res[2].h_p50, "us", false,
+		   5, res[2].have_stats, "c_handler_p50");
+	bench_goal("(c) sm thread per stanza, p99", res[2].h_p99, "us", false,
+		   50, res[2].have_stats, "c_handler_p99");
 
-	bx_fig("total_seconds", round((double)(bx_now() - t_all) / 1e7) / 100,
-	       "s");
-	bx_fig("failures", bx_failures, "count");
-	printf("\n%s", bx_figs ? bx_figs : "");
+	bench_fig("total_seconds",
+		  round((double)(bench_now() - t_all) / 1e7) / 100, "s");
+	bench_fig("failures", bench_failures, "count");
+	printf("\n%s", bench_figs_text());
 	xmpp_shutdown();
-	return bx_failures ? 1 : 0;
+	return bench_failures ? 1 : 0;
 }
