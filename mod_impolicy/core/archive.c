@@ -827,6 +827,20 @@ static void arc_fire(imp_archive_t *ar)
 	ar->comp_n = 0;
 }
 
+/* Empties the queue, completing every record with IMP_ERR_IO (count_lost:
+ * plain batched records count as lost) and freeing it.  With mu held;
+ * arc_fire after mu pays the callbacks owed. */
+static void arc_fail_queue(imp_archive_t *ar, bool count_lost)
+{
+	while (ar->q_len > 0) {
+		arc_item_t *it = &ar->q[ar->q_head];
+		arc_complete(ar, it, IMP_ERR_IO, count_lost);
+		imp_record_free(ar->ctx, it->r);
+		ar->q_head = (ar->q_head + 1) % ar->queue_max;
+		ar->q_len--;
+	}
+}
+
 /* Records [from, n) of the batch and everything queued behind them could
  * not be made durable anywhere: drop them and rewind the sequence to the
  * chain head (their numbers were never stored, so reusing them leaves no
@@ -847,13 +861,7 @@ static void arc_rewind(imp_archive_t *ar, arc_item_t *items, size_t from,
 		imp_record_free(ar->ctx, items[i].r);
 		items[i].r = NULL;
 	}
-	while (ar->q_len > 0) {
-		arc_item_t *it = &ar->q[ar->q_head];
-		arc_complete(ar, it, IMP_ERR_IO, true);
-		imp_record_free(ar->ctx, it->r);
-		ar->q_head = (ar->q_head + 1) % ar->queue_max;
-		ar->q_len--;
-	}
+	arc_fail_queue(ar, true);
 	ar->last_seq = ar->head.seq;
 	ar->unrecordable = true;
 	ar->unrecordable_until = arc_mono_us() + (int64_t)ar->backoff_ms * 1000;
@@ -1203,13 +1211,7 @@ static void *arc_writer_main(void *arg)
 			/* Out of memory at start: nothing can be written;
 			 * fail everything until close. */
 			pthread_mutex_lock(&ar->mu);
-			while (ar->q_len > 0) {
-				arc_item_t *it = &ar->q[ar->q_head];
-				arc_complete(ar, it, IMP_ERR_IO, false);
-				imp_record_free(ar->ctx, it->r);
-				ar->q_head = (ar->q_head + 1) % ar->queue_max;
-				ar->q_len--;
-			}
+			arc_fail_queue(ar, false);
 			pthread_cond_broadcast(&ar->cv_done);
 			pthread_mutex_unlock(&ar->mu);
 			arc_fire(ar);
@@ -1661,13 +1663,7 @@ void imp_archive_close(imp_archive_t *ar, int timeout_ms)
 	/* The writer leaves the queue empty; be safe anyway (every
 	 * asynchronous submitter still hears exactly once). */
 	pthread_mutex_lock(&ar->mu);
-	while (ar->q_len > 0) {
-		arc_item_t *it = &ar->q[ar->q_head];
-		arc_complete(ar, it, IMP_ERR_IO, true);
-		imp_record_free(ar->ctx, it->r);
-		ar->q_head = (ar->q_head + 1) % ar->queue_max;
-		ar->q_len--;
-	}
+	arc_fail_queue(ar, true);
 	pthread_mutex_unlock(&ar->mu);
 	arc_fire(ar);
 	arc_status_write(ar);

@@ -1304,15 +1304,25 @@ done:
 	return ret;
 }
 
+/* Packets the handlers pass untouched: nothing to judge, or a held
+ * packet being re-injected after its record became durable (judged
+ * already). */
+static int j2_not_ours(j2_pkt_t *pkt)
+{
+	if (!pkt || !pkt->nad || pkt->nad->ecur < 2)
+		return 1;
+	if (pkt == g.resume) {
+		g.resume = NULL;
+		return 1;
+	}
+	return 0;
+}
+
 static int j2_in_sess(j2_mod_instance_t *mi, j2_sess_t *sess, j2_pkt_t *pkt)
 {
 	(void)mi;
-	if (!pkt || !pkt->nad || pkt->nad->ecur < 2)
+	if (j2_not_ours(pkt))
 		return J2_MOD_PASS;
-	if (pkt == g.resume) {
-		g.resume = NULL;
-		return J2_MOD_PASS;
-	}
 	return j2_judge(sess, pkt, IMP_ORIGIN_LOCAL);
 }
 
@@ -1335,12 +1345,8 @@ static int j2_is_generated(j2_pkt_t *pkt)
 static int j2_in_router(j2_mod_instance_t *mi, j2_pkt_t *pkt)
 {
 	(void)mi;
-	if (!pkt || !pkt->nad || pkt->nad->ecur < 2)
+	if (j2_not_ours(pkt))
 		return J2_MOD_PASS;
-	if (pkt == g.resume) {
-		g.resume = NULL;
-		return J2_MOD_PASS;
-	}
 	/* local senders were judged in in-sess; our own notices are
 	 * archived when generated */
 	if (pkt->from && j2_is_local(pkt->from->domain))
