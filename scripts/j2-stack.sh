@@ -53,7 +53,7 @@
 # The daemons' logs since their last start are what `start` waits on (run/
 # NAME.off holds the offset).  Offline storage is on by default: a test that
 # counts bodies should use fresh users (or IMP_J2_OFFLINE=drop).  Hand-run
-# self-test: python3 contrib/jabberd2/selftest.py [--tls].
+# tested through the e2e suite (tests/e2e/, which also logs in over STARTTLS).
 #
 # Daemons run as the calling user, in the foreground of a background job;
 # their stdout and stderr go to the same log files as their own logging.

@@ -587,11 +587,24 @@ static void on_conn(xmpp_conn_t *conn, xmpp_conn_event_t ev, int err,
 
 e2e_client_t *e2e_connect(const char *node, const char *resource)
 {
+	return e2e_connect_tls(node, resource, NULL);
+}
+
+e2e_client_t *e2e_connect_tls(const char *node, const char *resource,
+			      const char *cafile)
+{
 	e2e_client_t *c = calloc(1, sizeof *c);
 	snprintf(c->bare, sizeof c->bare, "%s@" E2E_DOMAIN, node);
 	snprintf(c->jid, sizeof c->jid, "%s/%s", c->bare, resource);
 	c->conn = xmpp_conn_new(ctx);
-	xmpp_conn_set_flags(c->conn, XMPP_CONN_FLAG_DISABLE_TLS);
+	if (cafile) {
+		/* STARTTLS required; the server's certificate verified
+		 * against cafile (a client trusting the local certificate) */
+		xmpp_conn_set_flags(c->conn, XMPP_CONN_FLAG_MANDATORY_TLS);
+		xmpp_conn_set_cafile(c->conn, cafile);
+	} else {
+		xmpp_conn_set_flags(c->conn, XMPP_CONN_FLAG_DISABLE_TLS);
+	}
 	xmpp_conn_set_jid(c->conn, c->jid);
 	xmpp_conn_set_pass(c->conn, node);
 	if (xmpp_connect_client(c->conn, "127.0.0.1",

@@ -87,6 +87,10 @@ void e2e_adduser(const char *node); /* password = node */
 
 /* Clients: all in one libstrophe context. */
 e2e_client_t *e2e_connect(const char *node, const char *resource);
+/* The same over STARTTLS (required), verifying the server's certificate
+ * against cafile; start the stack with IMP_J2_TLS=1 in the environment. */
+e2e_client_t *e2e_connect_tls(const char *node, const char *resource,
+			      const char *cafile);
 void e2e_disconnect(e2e_client_t *c);
 void e2e_send(e2e_client_t *c, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
