@@ -46,7 +46,8 @@
 
 #define PL_MAX_FILE ((size_t)64 << 20)
 #define PL_MAX_INCLUDE_DEPTH 8
-#define PL_MAX_CONDS 100000 /* alias bombs must not explode the tree */
+#define PL_MAX_CONDS 100000       /* alias bombs must not explode the tree */
+#define PL_MAX_ALIAS_NODES 100000 /* nodes aliases may add to a document */
 #define PL_MAX_COND_DEPTH 64
 #define PL_DEFAULT_MAX_ERRORS 50
 #define PL_DEFAULT_NOTICE "This message was blocked by the IM policy."
@@ -729,6 +730,90 @@ static void pl_collect_file(pl_t *pl, const char *path, pl_ref_t at,
 			    bool is_main);
 
 /* Parses one YAML file into a pl_src_t.  NULL after reporting. */
+/* Child i of a sequence or mapping node (a mapping's are key, value, key,
+ * ...), as a node index. */
+static int pl_kid(const yaml_node_t *nd, size_t i)
+{
+	if (nd->type == YAML_SEQUENCE_NODE)
+		return nd->data.sequence.items.start[i];
+	const yaml_node_pair_t *pr = &nd->data.mapping.pairs.start[i / 2];
+	return i % 2 ? pr->value : pr->key;
+}
+
+/* YAML aliases let a few lines stand for an enormous tree ("billion
+ * laughs"), and every reader of the document walks it expanded: the
+ * condition compiler would spend time and memory exponential in the file.
+ * Sums the expanded size of each node bottom-up, visiting every node once
+ * (iteratively: nesting depth is unbounded), and refuses a document whose
+ * aliases add more than PL_MAX_ALIAS_NODES nodes, or that holds an alias
+ * to an enclosing node, which would expand forever.  Reported on the
+ * file; false when refused. */
+static bool pl_check_aliases(pl_t *pl, pl_src_t *src)
+{
+	yaml_document_t *d = &src->doc;
+	size_t n = (size_t)(d->nodes.top - d->nodes.start);
+	if (!n)
+		return true;
+	uint64_t cap = (uint64_t)n + PL_MAX_ALIAS_NODES + 1;
+	uint64_t *size = pl_alloc(pl, pl->tmp, (n + 1) * sizeof(*size));
+	/* per node: 0 not seen, 1 open (on the stack), 2 summed */
+	unsigned char *state = pl_alloc(pl, pl->tmp, n + 1);
+	struct {
+		int id;
+		size_t pos;
+	} *stk = pl_alloc(pl, pl->tmp, n * sizeof(*stk));
+	size_t sp = 0;
+	stk[sp].id = 1; /* the root */
+	stk[sp++].pos = 0;
+	state[1] = 1;
+	while (sp) {
+		yaml_node_t *nd = yaml_document_get_node(d, stk[sp - 1].id);
+		size_t pos = stk[sp - 1].pos, nkids = 0;
+		if (nd->type == YAML_SEQUENCE_NODE)
+			nkids = (size_t)(nd->data.sequence.items.top -
+					 nd->data.sequence.items.start);
+		else if (nd->type == YAML_MAPPING_NODE)
+			nkids = 2 * (size_t)(nd->data.mapping.pairs.top -
+					     nd->data.mapping.pairs.start);
+		if (pos < nkids) {
+			int kid = pl_kid(nd, pos);
+			stk[sp - 1].pos++;
+			if (state[kid] == 1) {
+				pl_errx(pl, src->file,
+					(unsigned)nd->start_mark.line + 1,
+					(unsigned)nd->start_mark.column + 1,
+					"an alias cannot refer to a node that "
+					"contains it",
+					NULL,
+					"YAML alias refers to its own "
+					"enclosing node");
+				return false;
+			}
+			if (!state[kid]) {
+				state[kid] = 1;
+				stk[sp].id = kid;
+				stk[sp++].pos = 0;
+			}
+			continue;
+		}
+		uint64_t sum = 1;
+		for (size_t i = 0; i < nkids && sum < cap; i++)
+			sum += size[pl_kid(nd, i)];
+		size[stk[sp - 1].id] = sum < cap ? sum : cap;
+		state[stk[sp - 1].id] = 2;
+		sp--;
+	}
+	if (size[1] < cap)
+		return true;
+	yaml_node_t *root = yaml_document_get_node(d, 1);
+	pl_errx(pl, src->file, (unsigned)root->start_mark.line + 1,
+		(unsigned)root->start_mark.column + 1,
+		"reuse lists by name instead of repeating aliases", NULL,
+		"YAML aliases expand the document by more than %d nodes",
+		PL_MAX_ALIAS_NODES);
+	return false;
+}
+
 static pl_src_t *pl_parse(pl_t *pl, const char *path, pl_ref_t at,
 			  const char *what)
 {
@@ -790,8 +875,8 @@ static pl_src_t *pl_parse(pl_t *pl, const char *path, pl_ref_t at,
 	yaml_parser_delete(&ps);
 	pl_file_done(pl);
 	src->next = pl->srcs;
-	pl->srcs = src;
-	return src;
+	pl->srcs = src; /* from here the document is freed with the rest */
+	return pl_check_aliases(pl, src) ? src : NULL;
 }
 
 static void pl_collect_named(pl_t *pl, int sect, pl_ref_t map)
