@@ -1390,6 +1390,34 @@ static void eval_freeze_into(const eval_out_t *o, eval_blk_t *b,
 	v->retention = eval_blk_str(b, o->retention);
 }
 
+/* IMP_EVAL_BORROW: v points at o's own arrays and strings (the scratch
+ * arena, the stanza and view text, the policy) instead of a copy. */
+static void eval_lend(eval_out_t *o, imp_verdict_t *v)
+{
+	memset(v, 0, sizeof(*v));
+	v->action = o->action;
+	v->flags = o->flags;
+	v->rules = o->m;
+	v->n_rules = o->n_m;
+	for (size_t i = 0; i < o->n_hits; i++)
+		o->hits[i].rule_id = o->m[o->hit_rule[i]].rule_id;
+	v->hits = o->hits;
+	v->n_hits = o->n_hits;
+	v->notify = o->notify;
+	v->n_notify = o->n_notify;
+	v->rule_id = o->rule_id;
+	v->section = o->section;
+	v->notice = o->notice;
+	v->redacted_xml = o->redacted_xml;
+	v->redacted_xml_len = o->redacted_xml ? o->redacted_xml_len : 0;
+	v->redacted_body = o->redacted_body;
+	memcpy(v->policy_digest, o->digest, sizeof(v->policy_digest));
+	v->stanza = o->info;
+	v->explain = o->explain;
+	v->error = o->error;
+	v->retention = o->retention;
+}
+
 static int eval_freeze(imp_ctx_t *ctx, const eval_out_t *o, imp_verdict_t *v)
 {
 	eval_blk_t b = {NULL, 0};
@@ -1892,6 +1920,10 @@ int imp_eval_run(imp_eval_t *ev, const imp_policy_t *p, const imp_view_t *view,
 			return IMP_ERR_NOMEM;
 		}
 		o->explain = ex.data;
+	}
+	if (flags & IMP_EVAL_BORROW) {
+		eval_lend(o, out);
+		return IMP_OK;
 	}
 	rc = eval_freeze(ev->ctx, o, out);
 	if (rc != IMP_OK) {

@@ -282,7 +282,8 @@ typedef struct imp_stanza_info_s {
 
 /* A verdict is owned by the caller, filled by imp_eval_run() and released
  * with imp_verdict_clear() (never with free()).  All its pointers stay valid
- * until then, independent of the policy and the evaluator. */
+ * until then, independent of the policy and the evaluator -- unless it was
+ * made with IMP_EVAL_BORROW, whose shorter lifetime is described there. */
 typedef struct imp_verdict_s {
 	imp_action_t action;
 	unsigned flags;      /* imp_verdict_flag_t */
@@ -326,6 +327,14 @@ typedef struct imp_eval_s imp_eval_t;
 typedef enum imp_eval_flag_e {
 	IMP_EVAL_EXPLAIN = 1 << 0, /* build verdict->explain */
 	IMP_EVAL_DRY_RUN = 1 << 1, /* do not update escalation/fan-out state */
+	/* API 1.2: the verdict borrows instead of owning a copy.  Its
+	 * pointers reach into the evaluator's scratch memory, the view's
+	 * strings and the policy, and stay valid only until the next
+	 * imp_eval_run() or imp_eval_free() on the same evaluator, and while
+	 * the caller holds the policy and the view.  Saves a copy and an
+	 * allocation per stanza for hosts that act on the verdict at once;
+	 * imp_verdict_clear() is still called (it only zeroes). */
+	IMP_EVAL_BORROW = 1 << 2,
 } imp_eval_flag_t;
 
 /* An evaluator owns per-stanza scratch memory and engine scratch; use one

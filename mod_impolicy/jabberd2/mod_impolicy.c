@@ -98,7 +98,9 @@ typedef struct j2_state_s {
 	/* library */
 	imp_ctx_t *ctx;
 	imp_slot_t *slot;
-	imp_eval_t *ev;
+	imp_eval_t *ev;     /* judges stanzas: verdicts borrow its scratch */
+	imp_eval_t *ev_gen; /* generated stanzas, sent while a verdict of ev
+			       is still in use */
 	imp_archive_t *ar;
 
 	/* notifier */
@@ -840,11 +842,12 @@ static void j2_send_generated(j2_pkt_t *pkt)
 		view.xml_len = len;
 		memset(&v, 0, sizeof v);
 		p = imp_slot_acquire(g.slot);
-		imp_eval_run(g.ev, p, &view, IMP_EVAL_DRY_RUN, &v);
-		if (p)
-			imp_policy_unref(p);
+		imp_eval_run(g.ev_gen, p, &view,
+			     IMP_EVAL_DRY_RUN | IMP_EVAL_BORROW, &v);
 		rc = j2_record(&view, &v, NULL, NULL);
 		imp_verdict_clear(&v);
+		if (p)
+			imp_policy_unref(p);
 	} else if (g.archive_on && !g.ar) {
 		rc = j2_record(NULL, NULL, NULL, NULL);
 	}
@@ -1252,8 +1255,9 @@ static int j2_judge(j2_sess_t *sess, j2_pkt_t *pkt, imp_origin_t origin)
 		ret = J2_MOD_HANDLED;
 		goto done;
 	}
-	imp_eval_run(g.ev, p, &view, 0, &v);
-	imp_policy_unref(p);
+	/* borrowed: the verdict lives in g.ev's scratch and points into p,
+	 * both kept until done_v */
+	imp_eval_run(g.ev, p, &view, IMP_EVAL_BORROW, &v);
 	g.judged++;
 
 	if (v.action == IMP_REDACT) {
@@ -1299,6 +1303,7 @@ static int j2_judge(j2_sess_t *sess, j2_pkt_t *pkt, imp_origin_t origin)
 		ret = J2_MOD_HANDLED;
 done_v:
 	imp_verdict_clear(&v);
+	imp_policy_unref(p);
 done:
 	j2_hist_add(&g.hist, j2_now_ns() - t0);
 	return ret;
@@ -1414,9 +1419,11 @@ static void j2_free(j2_module_t *mod)
 		g.efd = -1;
 	}
 	imp_eval_free(g.ev);
+	imp_eval_free(g.ev_gen);
 	imp_slot_free(g.slot);
 	imp_ctx_free(g.ctx);
 	g.ev = NULL;
+	g.ev_gen = NULL;
 	g.slot = NULL;
 	g.ctx = NULL;
 	for (i = 0; i < g.n_domains; i++)
@@ -1603,6 +1610,8 @@ static void j2_setup(j2_mod_instance_t *mi)
 		rc = imp_slot_new(g.ctx, NULL, &g.slot);
 	if (rc == IMP_OK)
 		rc = imp_eval_new(g.ctx, &g.ev);
+	if (rc == IMP_OK)
+		rc = imp_eval_new(g.ctx, &g.ev_gen);
 	if (rc != IMP_OK)
 		j2_die("cannot create the policy engine: %s; refusing to "
 		       "initialise",

@@ -1302,6 +1302,74 @@ static void test_json_lifetime(void)
 	CHECK_STR(imp_field_name(IMP_FIELD_XHTML), "xhtml");
 }
 
+/* ---- borrowed verdicts ---------------------------------------------------------- */
+
+/* IMP_EVAL_BORROW must say exactly what the owned verdict says: the same
+ * JSON (explain included), redacted stanza and hits, over every
+ * precedence case, a redaction, a malformed stanza and a presence. */
+static void test_borrow(void)
+{
+	imp_policy_t *p = load_policy(precedence_yaml);
+	CHECK(p != NULL);
+	if (!p)
+		return;
+	const char *extra[] = {
+		"<message><body>x</message>",
+		"<presence from='alice@acme.example/r'/>",
+		"<message from='alice@acme.example/r' to='bob@example.net' "
+		"type='chat' id='x2'><body>redword and redword</body>"
+		"<html xmlns='http://jabber.org/protocol/xhtml-im'><body "
+		"xmlns='http://www.w3.org/1999/xhtml'><p>redword</p></body>"
+		"</html></message>",
+	};
+	size_t n = IMP_ARRAY_LEN(prec_cases) + IMP_ARRAY_LEN(extra);
+	for (size_t i = 0; i < n; i++) {
+		const char *x =
+			i < IMP_ARRAY_LEN(prec_cases)
+				? msg("alice@acme.example/r",
+				      "bob@acme.example", prec_cases[i].body)
+				: extra[i - IMP_ARRAY_LEN(prec_cases)];
+		char *xml = strdup(x);
+		imp_verdict_t own, lent;
+		char *js_own = NULL, *js_lent = NULL;
+		CHECK_INT(run_full(p, xml, strlen(xml), IMP_ORIGIN_LOCAL, NULL,
+				   IMP_EVAL_EXPLAIN, &own),
+			  IMP_OK);
+		CHECK_INT(run_full(p, xml, strlen(xml), IMP_ORIGIN_LOCAL, NULL,
+				   IMP_EVAL_EXPLAIN | IMP_EVAL_BORROW, &lent),
+			  IMP_OK);
+		CHECK(lent.priv_ == NULL);
+		CHECK_INT(imp_verdict_json(g_ctx, &own, 1, &js_own, NULL),
+			  IMP_OK);
+		CHECK_INT(imp_verdict_json(g_ctx, &lent, 1, &js_lent, NULL),
+			  IMP_OK);
+		CHECK_MSG(js_own && js_lent && strcmp(js_own, js_lent) == 0,
+			  "case %zu: owned %s, borrowed %s", i,
+			  js_own ? js_own : "(null)",
+			  js_lent ? js_lent : "(null)");
+		CHECK_INT((int)lent.redacted_xml_len,
+			  (int)own.redacted_xml_len);
+		CHECK(own.redacted_xml_len == 0 ||
+		      (lent.redacted_xml &&
+		       memcmp(own.redacted_xml, lent.redacted_xml,
+			      own.redacted_xml_len) == 0));
+		CHECK_INT((int)lent.n_hits, (int)own.n_hits);
+		for (size_t k = 0; k < own.n_hits && k < lent.n_hits; k++)
+			CHECK_STR(lent.hits[k].rule_id, own.hits[k].rule_id);
+		if (i == n - 1) /* the redaction */
+			CHECK(own.redacted_xml_len > 0);
+		imp_free(g_ctx, js_own);
+		imp_free(g_ctx, js_lent);
+		imp_verdict_clear(&lent);
+		CHECK(lent.rule_id == NULL && lent.n_rules == 0);
+		imp_verdict_clear(&own);
+		/* the stanza text is the caller's; a borrowed verdict was
+		 * used up before it goes */
+		free(xml);
+	}
+	imp_policy_unref(p);
+}
+
 /* ---- imp_time_parse -------------------------------------------------------------- */
 
 static void test_time_parse(void)
@@ -1380,6 +1448,7 @@ int main(void)
 	test_limits();
 	test_big_body();
 	test_json_lifetime();
+	test_borrow();
 	test_time_parse();
 	imp_eval_free(g_ev);
 	imp_ctx_free(g_ctx);
