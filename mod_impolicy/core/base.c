@@ -327,6 +327,11 @@ void *imp_arena_alloc(imp_arena_t *a, size_t n)
 	return c->data;
 }
 
+void imp_zero(void *p, size_t n)
+{
+	memset(p, 0, n);
+}
+
 void *imp_arena_calloc(imp_arena_t *a, size_t n, size_t size)
 {
 	if (size && n > SIZE_MAX / size)

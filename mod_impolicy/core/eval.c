@@ -97,7 +97,7 @@ struct imp_eval_s {
 	imp_state_t *state;      /* cached ctx->state */
 	/* the policy the caches below were built for */
 	const imp_policy_t *policy;
-	char digest[65];
+	uint64_t serial;
 	eval_pre_t *pre;
 	size_t n_pre_cap;
 	uint32_t *ix_mem; /* EVAL_KINDS * n_pre_cap rule indexes */
@@ -266,10 +266,10 @@ static void eval_pre_walk(const imp_cond_t *c, eval_pre_t *pr)
 }
 
 /* Makes the engine scratch and per-rule caches fit p.  A policy freed and
- * another loaded at the same address is caught by the digest. */
+ * another loaded at the same address is caught by the serial. */
 static int eval_prepare(imp_eval_t *ev, const imp_policy_t *p)
 {
-	if (ev->policy == p && strcmp(ev->digest, p->digest) == 0)
+	if (ev->policy == p && ev->serial == p->serial)
 		return IMP_OK;
 	ev->policy = NULL;
 	if (p->lexicon) {
@@ -363,8 +363,7 @@ static int eval_prepare(imp_eval_t *ev, const imp_policy_t *p)
 		}
 	}
 	ev->policy = p;
-	memcpy(ev->digest, p->digest, sizeof(ev->digest));
-	ev->digest[64] = '\0';
+	ev->serial = p->serial;
 	return IMP_OK;
 }
 
@@ -1394,7 +1393,7 @@ static void eval_freeze_into(const eval_out_t *o, eval_blk_t *b,
  * arena, the stanza and view text, the policy) instead of a copy. */
 static void eval_lend(eval_out_t *o, imp_verdict_t *v)
 {
-	memset(v, 0, sizeof(*v));
+	imp_zero(v, sizeof(*v));
 	v->action = o->action;
 	v->flags = o->flags;
 	v->rules = o->m;
@@ -1866,7 +1865,7 @@ int imp_eval_run(imp_eval_t *ev, const imp_policy_t *p, const imp_view_t *view,
 		eval_fail_closed(out, p);
 		return IMP_ERR_INVALID;
 	}
-	memset(out, 0, sizeof(*out));
+	/* every way out fills all of *out */
 	imp_arena_reset(ev->scratch);
 	int rc = eval_prepare(ev, p);
 	if (rc != IMP_OK) {
@@ -1875,7 +1874,7 @@ int imp_eval_run(imp_eval_t *ev, const imp_policy_t *p, const imp_view_t *view,
 	}
 
 	eval_run_t r;
-	memset(&r, 0, sizeof(r));
+	imp_zero(&r, sizeof(r));
 	r.ev = ev;
 	r.p = p;
 	r.view = view;

@@ -190,6 +190,7 @@ struct imp_policy_s {
 
 	const char *name, *version, *path;
 	char digest[65];
+	uint64_t serial;    /* unique per loaded policy in this process */
 	const imp_tz_t *tz; /* policy zone */
 	const char *const *local_domains;
 	size_t n_local_domains;

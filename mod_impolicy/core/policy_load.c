@@ -2532,6 +2532,10 @@ int imp_policy_load(imp_ctx_t *ctx, const char *path,
 	}
 	imp_sha256_final(pl->sha, p->digest);
 	pl->sha = NULL;
+	{
+		static atomic_uint_fast64_t serials;
+		p->serial = atomic_fetch_add(&serials, 1) + 1;
+	}
 	p->engine = p->lexicon ? imp_mpat_engine(imp_lexicon_mpat(p->lexicon))
 			       : pl->engine;
 	p->memory = imp_arena_size(p->arena);

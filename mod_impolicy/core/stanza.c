@@ -802,7 +802,7 @@ static void stanza_leave(stanza_extract_t *ex, imp_xnode_t *n, unsigned d,
 static int stanza_extract(imp_arena_t *a, imp_stanza_t *st, unsigned depth)
 {
 	stanza_extract_t ex;
-	memset(&ex, 0, sizeof(ex));
+	imp_zero(&ex, sizeof(ex));
 	ex.arena = a;
 	ex.st = st;
 	for (int i = 0; i < IMP_FIELD_COUNT; i++)

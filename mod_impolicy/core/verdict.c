@@ -67,7 +67,7 @@ void imp_verdict_clear(imp_verdict_t *v)
 		memcpy(&a, v->priv_, sizeof(a));
 		a.free(v->priv_, a.ud);
 	}
-	memset(v, 0, sizeof(*v));
+	imp_zero(v, sizeof(*v));
 }
 
 /* ---- JSON ----------------------------------------------------------------- */
