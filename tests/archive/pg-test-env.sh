@@ -9,7 +9,10 @@
 # retry; IMP_TEST_PG_PORT_BASE=N picks it among N..N+99 instead) and installs an EXIT trap that stops the cluster and removes the
 # directory on every exit.  It exits the calling script with status 1 when
 # PostgreSQL is missing or will not start: a test that needs a server it
-# cannot start fails loudly.
+# cannot start fails loudly.  A background watcher does the same cleanup
+# if the script is killed with SIGKILL (ctest's timeout), which no trap
+# sees: it polls for the script's process and, once it is gone, stops the
+# cluster.
 
 pg_test_start() {
 	bin=${IMP_PG_BIN:-/usr/lib/postgresql/15/bin}
@@ -25,6 +28,16 @@ pg_test_start() {
 	export IMP_PG_DIR
 	trap pg_test_cleanup EXIT
 	trap 'exit 2' INT TERM HUP
+	_pg_owner=$$
+	(
+		trap '' INT TERM HUP
+		while kill -0 "$_pg_owner" 2>/dev/null; do sleep 1; done
+		if [ -d "$tmp" ]; then
+			sh "$src/scripts/pg-cluster.sh" stop
+			rm -rf "$tmp"
+		fi
+	) </dev/null >/dev/null 2>&1 &
+	_pg_watcher=$!
 	_pg_started=""
 	for _ in 1 2 3 4 5 6; do
 		_r=$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')
@@ -49,4 +62,5 @@ pg_test_start() {
 pg_test_cleanup() {
 	sh "$src/scripts/pg-cluster.sh" stop >/dev/null 2>&1
 	rm -rf "$tmp"
+	[ -z "${_pg_watcher:-}" ] || kill "$_pg_watcher" 2>/dev/null || :
 }
