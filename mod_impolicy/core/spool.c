@@ -156,6 +156,10 @@ typedef struct spool_seg_s {
 	uint64_t size;      /* bytes of valid frames */
 	uint64_t id;        /* unique in this spool: keys the read cache */
 	char *path;
+	/* Read-only, open while the segment is in the spool: replay reads
+	 * through it, and if the file is removed under us (someone deletes
+	 * the spool directory) its records are still here to restore. */
+	int keep;
 } spool_seg_t;
 
 typedef struct spool_pos_s {
@@ -178,10 +182,8 @@ struct imp_spool_s {
 	uint64_t pending;      /* records not consumed */
 	imp_spool_head_t last; /* newest appended record */
 	imp_spool_head_t last_synced;
-	uint64_t head_gen; /* generation of the newest head slot */
-	spool_pos_t rd;    /* replay cursor */
-	int rfd;           /* read fd of segs[rfd_seg] */
-	size_t rfd_seg;
+	uint64_t head_gen;     /* generation of the newest head slot */
+	spool_pos_t rd;        /* replay cursor */
 	spool_pos_t *peek_pos; /* cursor after each peeked record */
 	size_t peek_n, peek_cap;
 	imp_buf_t ser;       /* frame scratch */
@@ -508,6 +510,7 @@ static int spool_push_seg(imp_spool_t *sp, uint64_t seq)
 	sg->first_seq = seq;
 	sg->size = 0;
 	sg->id = ++sp->next_id;
+	sg->keep = -1;
 	sg->path = spool_seg_path(sp, seq);
 	if (!sg->path)
 		return IMP_ERR_NOMEM;
@@ -520,18 +523,12 @@ static void spool_remove_seg(imp_spool_t *sp, size_t i)
 {
 	if (sp->cb_id == sp->segs[i].id)
 		sp->cb_id = 0;
+	if (sp->segs[i].keep >= 0)
+		close(sp->segs[i].keep);
 	imp_mfree(sp->ctx, sp->segs[i].path);
 	memmove(&sp->segs[i], &sp->segs[i + 1],
 		(sp->nseg - i - 1) * sizeof(sp->segs[0]));
 	sp->nseg--;
-	if (sp->rfd >= 0) {
-		if (sp->rfd_seg == i) {
-			close(sp->rfd);
-			sp->rfd = -1;
-		} else if (sp->rfd_seg > i) {
-			sp->rfd_seg--;
-		}
-	}
 }
 
 static int spool_list(imp_spool_t *sp)
@@ -695,7 +692,7 @@ int imp_spool_open(const imp_ctx_t *ctx, const char *dir, const char *node,
 	if (!sp)
 		return IMP_ERR_NOMEM;
 	sp->ctx = ctx;
-	sp->dirfd = sp->headfd = sp->wfd = sp->rfd = -1;
+	sp->dirfd = sp->headfd = sp->wfd = -1;
 	sp->seg_max = IMP_SPOOL_SEGMENT_BYTES;
 	imp_buf_init(&sp->ser, ctx, NULL);
 	sp->dir = imp_strdup(ctx, dir);
@@ -770,6 +767,14 @@ int imp_spool_open(const imp_ctx_t *ctx, const char *dir, const char *node,
 			i++;
 		}
 	}
+	for (i = 0; i < sp->nseg; i++) {
+		sp->segs[i].keep = open(sp->segs[i].path, O_RDONLY | O_CLOEXEC);
+		if (sp->segs[i].keep < 0) {
+			rc = spool_fail(sp, err, errlen, "open",
+					sp->segs[i].path);
+			goto fail;
+		}
+	}
 	if (sp->nseg) {
 		spool_seg_t *sg = &sp->segs[sp->nseg - 1];
 		sp->wfd = open(sg->path, O_WRONLY | O_CLOEXEC);
@@ -804,8 +809,9 @@ void imp_spool_close(imp_spool_t *sp)
 		return;
 	if (sp->wfd >= 0)
 		close(sp->wfd);
-	if (sp->rfd >= 0)
-		close(sp->rfd);
+	for (size_t i = 0; i < sp->nseg; i++)
+		if (sp->segs[i].keep >= 0)
+			close(sp->segs[i].keep);
 	if (sp->headfd >= 0)
 		close(sp->headfd);
 	if (sp->dirfd >= 0)
@@ -856,6 +862,140 @@ static void spool_drop_unsynced(imp_spool_t *sp)
 	}
 }
 
+/* ---- files removed under us ---------------------------------------------- */
+
+/* Whether the directory or a file of the spool was removed (unlinked)
+ * while we hold it open. */
+static bool spool_removed(const imp_spool_t *sp)
+{
+	struct stat st;
+
+	if (fstat(sp->dirfd, &st) != 0 || st.st_nlink == 0 ||
+	    fstat(sp->headfd, &st) != 0 || st.st_nlink == 0)
+		return true;
+	for (size_t i = 0; i < sp->nseg; i++)
+		if (fstat(sp->segs[i].keep, &st) != 0 || st.st_nlink == 0)
+			return true;
+	return false;
+}
+
+/* Writes the first n bytes of the open file `from` to path (through a
+ * temporary name, made durable) and returns path opened with flags, or
+ * -1 (logged). */
+static int spool_copy_out(imp_spool_t *sp, int from, uint64_t n,
+			  const char *path, int flags)
+{
+	size_t tl = strlen(path) + 10;
+	char *tmp = imp_malloc(sp->ctx, tl);
+	unsigned char buf[16384];
+	int fd = -1, out = -1;
+
+	if (!tmp)
+		return -1;
+	snprintf(tmp, tl, "%s.restore", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	for (uint64_t off = 0; fd >= 0 && off < n;) {
+		size_t k =
+			n - off < sizeof(buf) ? (size_t)(n - off) : sizeof(buf);
+		if (!spool_pread(from, buf, k, off) ||
+		    !spool_pwrite(fd, buf, k, off)) {
+			close(fd);
+			fd = -1;
+			break;
+		}
+		off += k;
+	}
+	if (fd >= 0 && fdatasync(fd) == 0 && close(fd) == 0 &&
+	    rename(tmp, path) == 0)
+		out = open(path, flags | O_CLOEXEC);
+	else if (fd >= 0)
+		close(fd);
+	if (out < 0) {
+		imp_log(sp->ctx, IMP_LOG_ERROR, "spool: restore %s: %s", path,
+			strerror(errno));
+		unlink(tmp);
+	}
+	imp_mfree(sp->ctx, tmp);
+	return out;
+}
+
+/* Someone removed the spool directory or files of it while records were
+ * pending (an operator "cleaning up", a tmp reaper).  Their data is still
+ * reachable through the descriptors we hold: write every removed file
+ * back under its name, switch to the copies, and say so loudly.  IMP_OK
+ * or IMP_ERR_IO. */
+static int spool_restore(imp_spool_t *sp)
+{
+	struct stat st;
+	size_t files = 0;
+
+	if (fstat(sp->dirfd, &st) != 0 || st.st_nlink == 0) {
+		int d;
+		if (mkdir(sp->dir, 0700) != 0 && errno != EEXIST) {
+			imp_log(sp->ctx, IMP_LOG_ERROR, "spool: mkdir %s: %s",
+				sp->dir, strerror(errno));
+			return IMP_ERR_IO;
+		}
+		d = open(sp->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (d < 0) {
+			imp_log(sp->ctx, IMP_LOG_ERROR, "spool: open %s: %s",
+				sp->dir, strerror(errno));
+			return IMP_ERR_IO;
+		}
+		close(sp->dirfd);
+		sp->dirfd = d;
+	}
+	if (fstat(sp->headfd, &st) == 0 && st.st_nlink == 0) {
+		size_t n = strlen(sp->dir) + strlen(sp->node) + 8;
+		char *hp = imp_malloc(sp->ctx, n);
+		int fd = -1;
+		if (hp) {
+			snprintf(hp, n, "%s/%s.head", sp->dir, sp->node);
+			fd = spool_copy_out(sp, sp->headfd,
+					    (uint64_t)st.st_size, hp, O_RDWR);
+			imp_mfree(sp->ctx, hp);
+		}
+		if (fd < 0)
+			return IMP_ERR_IO;
+		close(sp->headfd);
+		sp->headfd = fd;
+		files++;
+	}
+	for (size_t i = 0; i < sp->nseg; i++) {
+		spool_seg_t *sg = &sp->segs[i];
+		if (fstat(sg->keep, &st) != 0 || st.st_nlink > 0)
+			continue;
+		int fd = spool_copy_out(sp, sg->keep, sg->size, sg->path,
+					O_RDONLY);
+		if (fd < 0)
+			return IMP_ERR_IO;
+		close(sg->keep);
+		sg->keep = fd;
+		if (i + 1 == sp->nseg && sp->wfd >= 0) {
+			int w = open(sg->path, O_WRONLY | O_CLOEXEC);
+			if (w < 0) {
+				imp_log(sp->ctx, IMP_LOG_ERROR,
+					"spool: open %s: %s", sg->path,
+					strerror(errno));
+				return IMP_ERR_IO;
+			}
+			close(sp->wfd);
+			sp->wfd = w;
+		}
+		files++;
+	}
+	if (fsync(sp->dirfd) != 0) {
+		imp_log(sp->ctx, IMP_LOG_ERROR, "spool: fsync %s: %s", sp->dir,
+			strerror(errno));
+		return IMP_ERR_IO;
+	}
+	imp_log(sp->ctx, IMP_LOG_ERROR,
+		"spool: %s: %zu file(s) of node %s were removed while %llu "
+		"record(s) were pending; restored them from the open files",
+		sp->dir, files, sp->node, (unsigned long long)sp->pending);
+	return IMP_OK;
+}
+
 /* fdatasync of the last segment; on failure drops what it held. */
 static int spool_sync_last(imp_spool_t *sp)
 {
@@ -878,6 +1018,9 @@ static int spool_roll(imp_spool_t *sp, uint64_t seq)
 	spool_seg_t *sg;
 	int rc;
 
+	/* the new segment goes into the directory: it must be there */
+	if (spool_removed(sp) && spool_restore(sp) != IMP_OK)
+		return IMP_ERR_IO;
 	if (sp->wfd >= 0) {
 		if (spool_sync_last(sp) != IMP_OK) {
 			sp->sync_failed = true;
@@ -891,9 +1034,16 @@ static int spool_roll(imp_spool_t *sp, uint64_t seq)
 		return rc;
 	sg = &sp->segs[sp->nseg - 1];
 	sp->wfd = open(sg->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (sp->wfd < 0) {
+	if (sp->wfd >= 0)
+		sg->keep = open(sg->path, O_RDONLY | O_CLOEXEC);
+	if (sp->wfd < 0 || sg->keep < 0) {
 		imp_log(sp->ctx, IMP_LOG_ERROR, "spool: create %s: %s",
 			sg->path, strerror(errno));
+		if (sp->wfd >= 0) {
+			close(sp->wfd);
+			sp->wfd = -1;
+			unlink(sg->path);
+		}
 		spool_remove_seg(sp, sp->nseg - 1);
 		return IMP_ERR_IO;
 	}
@@ -961,6 +1111,8 @@ int imp_spool_append(imp_spool_t *sp, const imp_record_t *r)
 
 int imp_spool_sync(imp_spool_t *sp)
 {
+	if (spool_removed(sp) && spool_restore(sp) != IMP_OK)
+		return IMP_ERR_IO;
 	if (sp->sync_failed) {
 		sp->sync_failed = false;
 		return IMP_ERR_IO;
@@ -1013,20 +1165,6 @@ static bool spool_settle(const imp_spool_t *sp, spool_pos_t *pos)
 	return pos->seg < sp->nseg;
 }
 
-static int spool_rfd(imp_spool_t *sp, size_t seg)
-{
-	if (sp->rfd >= 0 && sp->rfd_seg == seg)
-		return sp->rfd;
-	if (sp->rfd >= 0)
-		close(sp->rfd);
-	sp->rfd = open(sp->segs[seg].path, O_RDONLY | O_CLOEXEC);
-	sp->rfd_seg = seg;
-	if (sp->rfd < 0)
-		imp_log(sp->ctx, IMP_LOG_ERROR, "spool: open %s: %s",
-			sp->segs[seg].path, strerror(errno));
-	return sp->rfd;
-}
-
 int imp_spool_peek(imp_spool_t *sp, size_t max, imp_record_t **recs,
 		   size_t *n_out)
 {
@@ -1046,7 +1184,7 @@ int imp_spool_peek(imp_spool_t *sp, size_t max, imp_record_t **recs,
 	}
 	while (n < max && spool_settle(sp, &pos)) {
 		uint32_t len;
-		int fd = spool_rfd(sp, pos.seg);
+		int fd = sp->segs[pos.seg].keep;
 		if (fd < 0) {
 			rc = IMP_ERR_IO;
 			break;
@@ -1098,7 +1236,7 @@ int imp_spool_consume(imp_spool_t *sp, size_t n)
 			int fd;
 			if (!spool_settle(sp, &pos))
 				return IMP_ERR_INVALID;
-			fd = spool_rfd(sp, pos.seg);
+			fd = sp->segs[pos.seg].keep;
 			if (fd < 0 ||
 			    !spool_pread(fd, hdr, sizeof(hdr), pos.off) ||
 			    memcmp(hdr, SPOOL_MAGIC, 4) != 0)
