@@ -33,6 +33,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../guardian.h"
+
 #ifndef BENCH_PROG
 #error "define BENCH_PROG before including bench_util.h"
 #endif
@@ -258,58 +260,19 @@ static inline void bench_goal(const char *what, double value, const char *unit,
 
 /* ---- cleanup guardian, ports ----------------------------------------------- */
 
-/* The write end of the guardian's pipe; -1 when there is no guardian. */
-static int bench_guard_fd = -1;
-
-/* Forks a child that blocks on a pipe whose only write end is ours
- * (close-on-exec, so the servers we start do not inherit it).  EOF without
- * our "done" byte (bench_guardian_done) means we died: the child waits
- * grace_ms (for a script we interrupted to exit), runs cleanup and exits. */
+/* The guardian (tests/guardian.h): cleanup() runs if we die, even by
+ * SIGKILL. */
 static inline void bench_guardian_start(void (*cleanup)(void),
 					unsigned grace_ms)
 {
-	int p[2];
-	pid_t pid;
-
-	if (pipe(p) != 0)
-		bench_die("pipe: %s", strerror(errno));
-	fcntl(p[0], F_SETFD, FD_CLOEXEC);
-	fcntl(p[1], F_SETFD, FD_CLOEXEC);
-	pid = fork();
-	if (pid < 0)
-		bench_die("fork: %s", strerror(errno));
-	if (pid == 0) {
-		char c;
-		ssize_t r;
-
-		close(p[1]);
-		signal(SIGINT, SIG_IGN);
-		signal(SIGHUP, SIG_IGN);
-		signal(SIGTERM, SIG_IGN);
-		do
-			r = read(p[0], &c, 1);
-		while (r < 0 && errno == EINTR);
-		if (r != 1) {
-			if (grace_ms)
-				bench_sleep_ms(grace_ms);
-			cleanup();
-		}
-		_exit(0);
-	}
-	close(p[0]);
-	bench_guard_fd = p[1];
+	if (test_guardian_start(cleanup, grace_ms) != 0)
+		bench_die("guardian: %s", strerror(errno));
 }
 
 /* Tells the guardian that cleanup is done (at exit, after cleaning up). */
 static inline void bench_guardian_done(void)
 {
-	if (bench_guard_fd >= 0) {
-		ssize_t r = write(bench_guard_fd, "k", 1);
-
-		(void)r;
-		close(bench_guard_fd);
-		bench_guard_fd = -1;
-	}
+	test_guardian_done();
 }
 
 /* Whether a TCP port of 127.0.0.1 can be bound now.  reuse: with

@@ -2,6 +2,8 @@
 #define _GNU_SOURCE
 #include "e2e.h"
 
+#include "../guardian.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <libpq-fe.h>
@@ -30,7 +32,6 @@ static PGconn *pg;
 static e2e_client_t *clients[64];
 static int n_clients;
 static pid_t owner_pid;
-static int guard_fd = -1; /* write end of the guardian's pipe */
 
 /* Stops the daemons of the scratch directory, whichever were started
  * (both scripts' stop is a no-op for what is not running), and removes
@@ -47,42 +48,12 @@ static void cleanup_scratch(void)
 		e2e_sh("rm -rf '%s'", e2e_tmp);
 }
 
-/* A child that outlives us: ctest kills a test that runs past its timeout
- * with SIGKILL, which no handler sees, and the sm, router, c2s and
- * PostgreSQL would run on.  The child waits on a pipe; the test's own
- * cleanup writes one byte to it, so EOF without that byte means the test
- * died, and the child stops what it left. */
-static void guardian_start(void)
+/* The guardian's job if this process dies, even by SIGKILL (ctest's
+ * timeout), which the atexit hook and signal handlers never see. */
+static void guardian_cleanup(void)
 {
-	int p[2];
-	if (pipe(p) != 0)
-		e2e_fatal("pipe: %s", strerror(errno));
-	/* the daemons must not inherit the write end, or EOF never comes */
-	fcntl(p[0], F_SETFD, FD_CLOEXEC);
-	fcntl(p[1], F_SETFD, FD_CLOEXEC);
-	fflush(stdout);
-	pid_t pid = fork();
-	if (pid < 0)
-		e2e_fatal("fork: %s", strerror(errno));
-	if (pid == 0) {
-		char c;
-		ssize_t r;
-		close(p[1]);
-		signal(SIGINT, SIG_IGN);
-		signal(SIGHUP, SIG_IGN);
-		signal(SIGTERM, SIG_IGN);
-		do
-			r = read(p[0], &c, 1);
-		while (r < 0 && errno == EINTR);
-		if (r != 1) {
-			printf("# %s: test process died; guardian cleans up\n",
-			       test_name);
-			cleanup_scratch();
-		}
-		_exit(0);
-	}
-	close(p[0]);
-	guard_fd = p[1];
+	printf("# %s: test process died; guardian cleans up\n", test_name);
+	cleanup_scratch();
 }
 
 static void cleanup(void)
@@ -106,12 +77,7 @@ static void cleanup(void)
 	}
 	if (e2e_tmp[0] && !getenv("IMP_E2E_KEEP"))
 		e2e_sh("rm -rf '%s'", e2e_tmp);
-	if (guard_fd >= 0) { /* all done: the guardian may go */
-		ssize_t r = write(guard_fd, "k", 1);
-		(void)r;
-		close(guard_fd);
-		guard_fd = -1;
-	}
+	test_guardian_done(); /* all done: the guardian may go */
 }
 
 static void on_signal(int sig)
@@ -255,7 +221,8 @@ void e2e_init(const char *name)
 		e2e_fatal("mkdtemp: %s", strerror(errno));
 	/* The postgres OS user must reach its directory inside. */
 	chmod(e2e_tmp, 0755);
-	guardian_start();
+	if (test_guardian_start(guardian_cleanup, 0) != 0)
+		e2e_fatal("guardian: %s", strerror(errno));
 	atexit(cleanup);
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
