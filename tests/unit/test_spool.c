@@ -174,6 +174,18 @@ static void mkdir_name(char *out, size_t n, const char *name)
 	snprintf(out, n, "%s/%s", g_root, name);
 }
 
+/* Opens the spool of node n1 in dir, checking that it opens; NULL if
+ * not. */
+static imp_spool_t *open_n1(const char *dir, imp_spool_head_t *head)
+{
+	char err[256];
+	imp_spool_t *sp = NULL;
+
+	CHECK_INT(imp_spool_open(g_ctx, dir, "n1", &sp, head, err, sizeof(err)),
+		  IMP_OK);
+	return sp;
+}
+
 /* ---- tests --------------------------------------------------------------- */
 
 static void test_crc(void)
@@ -218,9 +230,7 @@ static void test_basic(void)
 	unsigned char prev[IMP_HASH_LEN] = {0};
 
 	mkdir_name(dir, sizeof(dir), "basic");
-	CHECK_INT(
-		imp_spool_open(g_ctx, dir, "n1", &sp, &head, err, sizeof(err)),
-		IMP_OK);
+	sp = open_n1(dir, &head);
 	if (!sp)
 		return;
 	CHECK_INT(head.seq, 0);
@@ -257,10 +267,7 @@ static void test_basic(void)
 
 	/* reopen: consumption is not persisted inside a segment (replays
 	 * are idempotent), the head is the last spooled record */
-	sp = NULL;
-	CHECK_INT(
-		imp_spool_open(g_ctx, dir, "n1", &sp, &head, err, sizeof(err)),
-		IMP_OK);
+	sp = open_n1(dir, &head);
 	if (!sp)
 		return;
 	CHECK_INT(head.seq, 10);
@@ -302,14 +309,12 @@ static void test_basic(void)
 
 static void test_head(void)
 {
-	char dir[256], err[256];
+	char dir[256];
 	imp_spool_t *sp = NULL;
 	imp_spool_head_t head, h;
 
 	mkdir_name(dir, sizeof(dir), "head");
-	CHECK_INT(
-		imp_spool_open(g_ctx, dir, "n1", &sp, &head, err, sizeof(err)),
-		IMP_OK);
+	sp = open_n1(dir, &head);
 	if (!sp)
 		return;
 	for (uint64_t i = 40; i <= 42; i++) {
@@ -320,10 +325,7 @@ static void test_head(void)
 		CHECK_INT(imp_spool_set_head(sp, &h), IMP_OK);
 	}
 	imp_spool_close(sp);
-	sp = NULL;
-	CHECK_INT(
-		imp_spool_open(g_ctx, dir, "n1", &sp, &head, err, sizeof(err)),
-		IMP_OK);
+	sp = open_n1(dir, &head);
 	CHECK_INT(head.seq, 42);
 	CHECK_INT(head.ts_us, 42000);
 	CHECK(head.hash[0] == 42 && head.hash[31] == 42);
@@ -333,10 +335,7 @@ static void test_head(void)
 	CHECK_INT(append_range(sp, 43, 43, prev, 5), IMP_OK);
 	CHECK_INT(imp_spool_sync(sp), IMP_OK);
 	imp_spool_close(sp);
-	sp = NULL;
-	CHECK_INT(
-		imp_spool_open(g_ctx, dir, "n1", &sp, &head, err, sizeof(err)),
-		IMP_OK);
+	sp = open_n1(dir, &head);
 	CHECK_INT(head.seq, 43);
 	CHECK(memcmp(head.hash, prev, IMP_HASH_LEN) == 0);
 	imp_spool_close(sp);
@@ -355,18 +354,12 @@ static void test_head(void)
 	unsigned char junk = 0x5a;
 	CHECK_INT(pwrite(fd, &junk, 1, slot42 * 80 + 40), 1);
 	close(fd);
-	sp = NULL;
-	CHECK_INT(
-		imp_spool_open(g_ctx, dir, "n1", &sp, &head, err, sizeof(err)),
-		IMP_OK);
+	sp = open_n1(dir, &head);
 	/* the segment still has 43 */
 	CHECK_INT(head.seq, 43);
 	CHECK_INT(sp ? peek_all(sp, 43, true) : 0, 1);
 	imp_spool_close(sp);
-	sp = NULL;
-	CHECK_INT(
-		imp_spool_open(g_ctx, dir, "n1", &sp, &head, err, sizeof(err)),
-		IMP_OK);
+	sp = open_n1(dir, &head);
 	CHECK_INT(head.seq, 41);
 	CHECK(head.hash[0] == 41);
 	imp_spool_close(sp);
@@ -374,15 +367,13 @@ static void test_head(void)
 
 static void test_segments(void)
 {
-	char dir[256], err[256], p[512];
+	char dir[256], p[512];
 	imp_spool_t *sp = NULL;
 	imp_spool_head_t head;
 	unsigned char prev[IMP_HASH_LEN] = {0};
 
 	mkdir_name(dir, sizeof(dir), "seg");
-	CHECK_INT(
-		imp_spool_open(g_ctx, dir, "n1", &sp, &head, err, sizeof(err)),
-		IMP_OK);
+	sp = open_n1(dir, &head);
 	if (!sp)
 		return;
 	imp_spool_set_segment_bytes(sp, 2000);
@@ -414,10 +405,7 @@ static void test_segments(void)
 	imp_spool_close(sp);
 	/* reopen: what remains replays in order (from the first record of
 	 * the oldest remaining segment) */
-	sp = NULL;
-	CHECK_INT(
-		imp_spool_open(g_ctx, dir, "n1", &sp, &head, err, sizeof(err)),
-		IMP_OK);
+	sp = open_n1(dir, &head);
 	if (!sp)
 		return;
 	CHECK_INT(head.seq, 40);
@@ -434,15 +422,13 @@ static void test_segments(void)
  * records of closed segments, not the unsynced tail, not the head. */
 static void test_removed(void)
 {
-	char dir[256], err[256];
+	char dir[256];
 	imp_spool_t *sp = NULL;
 	imp_spool_head_t head, h5 = {5, 1700000000000005, {0}};
 	unsigned char prev[IMP_HASH_LEN] = {0};
 
 	mkdir_name(dir, sizeof(dir), "removed");
-	CHECK_INT(
-		imp_spool_open(g_ctx, dir, "n1", &sp, &head, err, sizeof(err)),
-		IMP_OK);
+	sp = open_n1(dir, &head);
 	if (!sp)
 		return;
 	imp_spool_set_segment_bytes(sp, 2000);
@@ -484,10 +470,7 @@ static void test_removed(void)
 	CHECK_INT(g_errors, errors);
 	imp_spool_close(sp);
 	/* a new process finds every record, in order, and the head */
-	sp = NULL;
-	CHECK_INT(
-		imp_spool_open(g_ctx, dir, "n1", &sp, &head, err, sizeof(err)),
-		IMP_OK);
+	sp = open_n1(dir, &head);
 	if (!sp)
 		return;
 	CHECK_INT(head.seq, 35);
@@ -495,10 +478,7 @@ static void test_removed(void)
 	CHECK_INT(peek_all(sp, 1, true), 35);
 	imp_spool_close(sp);
 	/* the head file alone removed: restored with its content */
-	sp = NULL;
-	CHECK_INT(
-		imp_spool_open(g_ctx, dir, "n1", &sp, &head, err, sizeof(err)),
-		IMP_OK);
+	sp = open_n1(dir, &head);
 	if (!sp)
 		return;
 	imp_spool_head_t h40 = h5;
@@ -510,10 +490,7 @@ static void test_removed(void)
 	CHECK_INT(imp_spool_sync(sp), IMP_OK);
 	CHECK(access(hp, F_OK) == 0);
 	imp_spool_close(sp);
-	sp = NULL;
-	CHECK_INT(
-		imp_spool_open(g_ctx, dir, "n1", &sp, &head, err, sizeof(err)),
-		IMP_OK);
+	sp = open_n1(dir, &head);
 	CHECK_INT(head.seq, 40);
 	imp_spool_close(sp);
 }
@@ -526,9 +503,7 @@ static void test_torn_tail(void)
 	unsigned char prev[IMP_HASH_LEN] = {0}, h4[IMP_HASH_LEN];
 
 	mkdir_name(dir, sizeof(dir), "torn");
-	CHECK_INT(
-		imp_spool_open(g_ctx, dir, "n1", &sp, &head, err, sizeof(err)),
-		IMP_OK);
+	sp = open_n1(dir, &head);
 	if (!sp)
 		return;
 	CHECK_INT(append_range(sp, 1, 4, prev, 50), IMP_OK);
@@ -572,10 +547,7 @@ static void test_torn_tail(void)
 	char zeros[100] = {0};
 	CHECK_INT(write(fd, zeros, sizeof(zeros)), 100);
 	close(fd);
-	sp = NULL;
-	CHECK_INT(
-		imp_spool_open(g_ctx, dir, "n1", &sp, &head, err, sizeof(err)),
-		IMP_OK);
+	sp = open_n1(dir, &head);
 	CHECK_INT(file_size(p), full);
 	CHECK_INT(head.seq, 5);
 	CHECK_INT(sp ? imp_spool_pending(sp) : 0, 5);
@@ -584,15 +556,13 @@ static void test_torn_tail(void)
 
 static void test_corrupt(void)
 {
-	char dir[256], err[256], p[512], p2[512];
+	char dir[256], p[512], p2[512];
 	imp_spool_t *sp = NULL;
 	imp_spool_head_t head;
 	unsigned char prev[IMP_HASH_LEN] = {0};
 
 	mkdir_name(dir, sizeof(dir), "corrupt");
-	CHECK_INT(
-		imp_spool_open(g_ctx, dir, "n1", &sp, &head, err, sizeof(err)),
-		IMP_OK);
+	sp = open_n1(dir, &head);
 	if (!sp)
 		return;
 	imp_spool_set_segment_bytes(sp, 1500);
@@ -611,10 +581,7 @@ static void test_corrupt(void)
 	CHECK_INT(pwrite(fd, &b, 1, 200), 1);
 	close(fd);
 	unsigned e = g_errors;
-	sp = NULL;
-	CHECK_INT(
-		imp_spool_open(g_ctx, dir, "n1", &sp, &head, err, sizeof(err)),
-		IMP_OK);
+	sp = open_n1(dir, &head);
 	if (!sp)
 		return;
 	CHECK(g_errors > e);
@@ -643,10 +610,7 @@ static void test_corrupt(void)
 	b ^= 0x80;
 	CHECK_INT(pwrite(fd, &b, 1, 20), 1);
 	close(fd);
-	sp = NULL;
-	CHECK_INT(
-		imp_spool_open(g_ctx, dir, "n1", &sp, &head, err, sizeof(err)),
-		IMP_OK);
+	sp = open_n1(dir, &head);
 	CHECK_INT(count_files(dir, ".spool.corrupt"), 2);
 	snprintf(cp, sizeof(cp), "%s.corrupt", last);
 	CHECK_INT(file_size(cp), sz);
@@ -657,16 +621,14 @@ static void test_corrupt(void)
 
 static void test_full(void)
 {
-	char dir[256], err[256], p[512];
+	char dir[256], p[512];
 	imp_spool_t *sp = NULL;
 	imp_spool_head_t head;
 	unsigned char prev[IMP_HASH_LEN] = {0};
 	struct rlimit old, lim;
 
 	mkdir_name(dir, sizeof(dir), "full");
-	CHECK_INT(
-		imp_spool_open(g_ctx, dir, "n1", &sp, &head, err, sizeof(err)),
-		IMP_OK);
+	sp = open_n1(dir, &head);
 	if (!sp)
 		return;
 	imp_spool_set_segment_bytes(sp, 6000);
@@ -713,10 +675,7 @@ static void test_full(void)
 
 	/* reopen: every record intact, contiguous, no recovery needed */
 	unsigned w = g_warnings, e = g_errors;
-	sp = NULL;
-	CHECK_INT(
-		imp_spool_open(g_ctx, dir, "n1", &sp, &head, err, sizeof(err)),
-		IMP_OK);
+	sp = open_n1(dir, &head);
 	CHECK(g_warnings == w && g_errors == e);
 	CHECK_INT(head.seq, s + 2);
 	CHECK(memcmp(head.hash, prev, IMP_HASH_LEN) == 0);
@@ -730,7 +689,7 @@ static void test_full(void)
 static void test_quarantine(void)
 {
 	static const uint64_t seqs[] = {3, 9, 12};
-	char dir[256], err[256], path[512], seg[512];
+	char dir[256], path[512], seg[512];
 	imp_spool_t *sp = NULL;
 	imp_spool_head_t head;
 	unsigned char zero[IMP_HASH_LEN] = {0};
@@ -740,9 +699,7 @@ static void test_quarantine(void)
 	snprintf(path, sizeof(path), "%s/n1.quarantine", dir);
 	CHECK_INT(imp_spool_quarantine_count(path, &n), IMP_OK);
 	CHECK_INT(n, 0);
-	CHECK_INT(
-		imp_spool_open(g_ctx, dir, "n1", &sp, &head, err, sizeof(err)),
-		IMP_OK);
+	sp = open_n1(dir, &head);
 	if (!sp)
 		return;
 	for (size_t i = 0; i < IMP_ARRAY_LEN(seqs); i++) {
@@ -758,10 +715,7 @@ static void test_quarantine(void)
 	imp_spool_close(sp);
 
 	/* Not a segment: a reopened spool has nothing to replay. */
-	sp = NULL;
-	CHECK_INT(
-		imp_spool_open(g_ctx, dir, "n1", &sp, &head, err, sizeof(err)),
-		IMP_OK);
+	sp = open_n1(dir, &head);
 	if (!sp)
 		return;
 	CHECK_INT(imp_spool_pending(sp), 0);
@@ -780,10 +734,7 @@ static void test_quarantine(void)
 
 	snprintf(seg, sizeof(seg), "%s/n1.%016llx.spool", dir, 3ULL);
 	CHECK_INT(rename(path, seg), 0);
-	sp = NULL;
-	CHECK_INT(
-		imp_spool_open(g_ctx, dir, "n1", &sp, &head, err, sizeof(err)),
-		IMP_OK);
+	sp = open_n1(dir, &head);
 	if (!sp)
 		return;
 	CHECK_INT(imp_spool_pending(sp), 3);
