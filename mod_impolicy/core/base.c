@@ -882,7 +882,7 @@ static void base_salt_init(void)
 	base_salt = v ? v : 0x9e3779b97f4a7c15UL;
 }
 
-unsigned long imp_xml_hash_salt(void)
+unsigned long imp_hash_salt(void)
 {
 	pthread_once(&base_salt_once, base_salt_init);
 	return base_salt;

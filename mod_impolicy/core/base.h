@@ -149,12 +149,12 @@ bool imp_utf8_valid(const char *s, size_t n);
  * exceeds max bytes. */
 int imp_read_file(const imp_ctx_t *ctx, const char *path, size_t max,
 		  char **out, size_t *len, char *err, size_t errlen);
-/* A random salt for expat's attribute hash tables, drawn once per process
- * (thread-safe).  Setting it on every parser keeps hash-flooding
- * protection while sparing each stanza expat's own entropy gathering (a
- * getrandom system call and a getenv), which cost more than parsing a
- * short stanza. */
-unsigned long imp_xml_hash_salt(void);
+/* A random salt for hash tables keyed by what senders choose, drawn once
+ * per process (thread-safe): expat's attribute tables (set on every
+ * parser, which keeps hash-flooding protection while sparing each stanza
+ * expat's own entropy gathering, a getrandom system call and a getenv)
+ * and the escalation and fan-out state. */
+unsigned long imp_hash_salt(void);
 /* Lowercase hex SHA-256 helpers (OpenSSL EVP). */
 typedef struct imp_sha256_s imp_sha256_t;
 imp_sha256_t *imp_sha256_new(void);

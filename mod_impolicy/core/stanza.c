@@ -1553,7 +1553,7 @@ static int stanza_parse_with(imp_stanza_parser_t *pp, imp_arena_t *a,
 	if (!xp)
 		return IMP_ERR_NOMEM;
 	sp.xp = xp;
-	XML_SetHashSalt(xp, imp_xml_hash_salt());
+	XML_SetHashSalt(xp, imp_hash_salt());
 	XML_SetReturnNSTriplet(xp, 1);
 	XML_SetUserData(xp, &sp);
 	XML_SetElementHandler(xp, stanza_on_start, stanza_on_end);

@@ -37,12 +37,23 @@
 #define STATE_MAX_TIMES 1024
 #define STATE_MAX_RCPTS 4096
 
+/* A recipient of fan-out content: the salted hash of its bare JID (two
+ * recipients colliding in 64 bits would count once; the per-process salt
+ * keeps anyone from arranging that) and when it got the content. */
+typedef struct state_rcpt_s {
+	uint64_t h;
+	int64_t t;
+} state_rcpt_t;
+
+/* Recipients an entry holds without an allocation of its own: most
+ * content goes to one or two. */
+#define STATE_INLINE_RCPTS 2
+
 typedef struct state_ent_s state_ent_t;
 struct state_ent_s {
 	state_ent_t *hnext;         /* bucket chain */
 	state_ent_t *lprev, *lnext; /* LRU list, most recent first */
 	uint64_t hash;
-	char *user;      /* owned */
 	uint64_t fp;     /* fan-out entries only */
 	int64_t last;    /* last touch (seconds) */
 	int64_t expires; /* nothing of interest left after this */
@@ -50,10 +61,11 @@ struct state_ent_s {
 	int64_t *times;
 	uint32_t n_times, cap_times;
 	int64_t suspended_until;
-	/* fan-out: recipients and when they got the content */
-	char **rcpt;
-	int64_t *rcpt_t;
+	/* fan-out: recipients (inl until they outgrow it) */
+	state_rcpt_t *rcpt;
 	uint32_t n_rcpt, cap_rcpt;
+	state_rcpt_t inl[STATE_INLINE_RCPTS];
+	char user[]; /* the key, in the same allocation */
 };
 
 typedef struct state_tab_s {
@@ -65,6 +77,7 @@ typedef struct state_tab_s {
 
 struct imp_state_s {
 	const imp_ctx_t *ctx;
+	uint64_t salt; /* keys the hashes: JIDs are chosen by senders */
 	pthread_mutex_t lock;
 	state_tab_t users;
 	state_tab_t fanout;
@@ -86,12 +99,9 @@ static uint64_t state_hash(const char *s, uint64_t seed)
 
 static void state_ent_free(const imp_ctx_t *ctx, state_ent_t *e)
 {
-	for (uint32_t i = 0; i < e->n_rcpt; i++)
-		imp_mfree(ctx, e->rcpt[i]);
-	imp_mfree(ctx, e->rcpt);
-	imp_mfree(ctx, e->rcpt_t);
+	if (e->rcpt != e->inl)
+		imp_mfree(ctx, e->rcpt);
 	imp_mfree(ctx, e->times);
-	imp_mfree(ctx, e->user);
 	imp_mfree(ctx, e);
 }
 
@@ -179,7 +189,7 @@ static state_ent_t *state_find(imp_state_t *st, state_tab_t *t,
 			       const char *user, uint64_t fp, int64_t now,
 			       bool create)
 {
-	uint64_t h = state_hash(user, fp);
+	uint64_t h = state_hash(user, fp ^ st->salt);
 	state_ent_t *e = NULL;
 	if (t->n_buckets) {
 		for (e = t->buckets[h & (t->n_buckets - 1)]; e; e = e->hnext)
@@ -203,14 +213,13 @@ static state_ent_t *state_find(imp_state_t *st, state_tab_t *t,
 	if (t->count + 1 > t->n_buckets && !state_tab_grow(st->ctx, t) &&
 	    !t->n_buckets)
 		return NULL;
-	e = imp_calloc(st->ctx, 1, sizeof(*e));
+	size_t ulen = strlen(user);
+	e = imp_calloc(st->ctx, 1, sizeof(*e) + ulen + 1);
 	if (!e)
 		return NULL;
-	e->user = imp_strdup(st->ctx, user);
-	if (!e->user) {
-		imp_mfree(st->ctx, e);
-		return NULL;
-	}
+	memcpy(e->user, user, ulen + 1);
+	e->rcpt = e->inl;
+	e->cap_rcpt = STATE_INLINE_RCPTS;
 	e->hash = h;
 	e->fp = fp;
 	e->last = now;
@@ -229,6 +238,7 @@ imp_state_t *imp_state_new(const imp_ctx_t *ctx)
 	if (!st)
 		return NULL;
 	st->ctx = ctx;
+	st->salt = imp_hash_salt();
 	if (pthread_mutex_init(&st->lock, NULL) != 0) {
 		imp_mfree(ctx, st);
 		return NULL;
@@ -344,16 +354,14 @@ uint32_t imp_state_fanout(imp_state_t *st, const char *user, uint64_t fp,
 		goto out;
 	}
 	/* Drop recipients outside the window, find this one. */
+	uint64_t rh = state_hash(recipient, st->salt);
 	uint32_t keep = 0;
 	int found = -1;
 	for (uint32_t i = 0; i < e->n_rcpt; i++) {
-		if (now_s - e->rcpt_t[i] >= (int64_t)window_s) {
-			imp_mfree(st->ctx, e->rcpt[i]);
+		if (now_s - e->rcpt[i].t >= (int64_t)window_s)
 			continue;
-		}
 		e->rcpt[keep] = e->rcpt[i];
-		e->rcpt_t[keep] = e->rcpt_t[i];
-		if (strcmp(e->rcpt[keep], recipient) == 0)
+		if (e->rcpt[keep].h == rh)
 			found = (int)keep;
 		keep++;
 	}
@@ -362,28 +370,25 @@ uint32_t imp_state_fanout(imp_state_t *st, const char *user, uint64_t fp,
 	if (dry_run)
 		goto out;
 	if (found >= 0) {
-		e->rcpt_t[found] = now_s;
+		e->rcpt[found].t = now_s;
 	} else if (e->n_rcpt < STATE_MAX_RCPTS) {
 		if (e->n_rcpt == e->cap_rcpt) {
-			uint32_t cap = e->cap_rcpt ? e->cap_rcpt * 2 : 4;
-			char **nr = imp_realloc(st->ctx, e->rcpt,
-						cap * sizeof(*nr));
-			if (nr)
-				e->rcpt = nr;
-			int64_t *nt = imp_realloc(st->ctx, e->rcpt_t,
-						  cap * sizeof(*nt));
-			if (nt)
-				e->rcpt_t = nt;
-			if (!nr || !nt)
+			uint32_t cap = e->cap_rcpt * 2;
+			state_rcpt_t *nr =
+				e->rcpt == e->inl
+					? imp_malloc(st->ctx, cap * sizeof(*nr))
+					: imp_realloc(st->ctx, e->rcpt,
+						      cap * sizeof(*nr));
+			if (!nr)
 				goto out;
+			if (e->rcpt == e->inl)
+				memcpy(nr, e->inl, sizeof(e->inl));
+			e->rcpt = nr;
 			e->cap_rcpt = cap;
 		}
-		char *r = imp_strdup(st->ctx, recipient);
-		if (r) {
-			e->rcpt[e->n_rcpt] = r;
-			e->rcpt_t[e->n_rcpt] = now_s;
-			e->n_rcpt++;
-		}
+		e->rcpt[e->n_rcpt].h = rh;
+		e->rcpt[e->n_rcpt].t = now_s;
+		e->n_rcpt++;
 	}
 	/* The entry is of interest while its newest recipient is in the
 	 * window. */

@@ -197,7 +197,7 @@ int imp_xml_split(imp_ctx_t *ctx, const char *buf, size_t len, imp_split_cb cb,
 	sp.xp = XML_ParserCreate("UTF-8");
 	if (!sp.xp)
 		return IMP_ERR_NOMEM;
-	XML_SetHashSalt(sp.xp, imp_xml_hash_salt());
+	XML_SetHashSalt(sp.xp, imp_hash_salt());
 	XML_SetUserData(sp.xp, &sp);
 	XML_SetElementHandler(sp.xp, split_on_start, split_on_end);
 	XML_SetCharacterDataHandler(sp.xp, split_on_text);

@@ -100,6 +100,21 @@ static void test_fanout(const imp_ctx_t *ctx)
 	CHECK_INT(imp_state_fanout(st, u, fp, "r6@x", 10000, 60, false), 1);
 	/* dry run on unknown content */
 	CHECK_INT(imp_state_fanout(st, "zed@x", 7, "r@x", 1, 60, true), 1);
+	/* mass mailing: every distinct recipient counts, past the two an
+	 * entry holds inline, up to the per-entry cap of 4096 kept */
+	uint32_t n = 0, at100 = 0;
+	for (int i = 0; i < 5000; i++) {
+		char r[32];
+		snprintf(r, sizeof(r), "rcpt%d@x", i);
+		n = imp_state_fanout(st, "mass@x", 9, r, 500, 600, false);
+		if (i == 99)
+			at100 = n;
+	}
+	CHECK_INT(at100, 100);
+	CHECK_INT(n, 4097);
+	/* a repeat recipient is not counted twice */
+	CHECK_INT(imp_state_fanout(st, "mass@x", 9, "rcpt7@x", 501, 600, false),
+		  4096);
 	imp_state_free(st);
 }
 
