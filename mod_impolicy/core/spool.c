@@ -158,9 +158,15 @@ typedef struct spool_seg_s {
 	char *path;
 	/* Read-only, open while the segment is in the spool: replay reads
 	 * through it, and if the file is removed under us (someone deletes
-	 * the spool directory) its records are still here to restore. */
+	 * the spool directory) its records are still here to restore.  -1
+	 * past SPOOL_MAX_KEEP held segments (or when open failed): such a
+	 * segment is read by path and cannot be restored. */
 	int keep;
 } spool_seg_t;
+
+/* Descriptors held on segments at most: 16 GiB of spool at the default
+ * segment size, well inside a process's usual 1024-descriptor limit. */
+#define SPOOL_MAX_KEEP 256
 
 typedef struct spool_pos_s {
 	size_t seg;
@@ -182,8 +188,11 @@ struct imp_spool_s {
 	uint64_t pending;      /* records not consumed */
 	imp_spool_head_t last; /* newest appended record */
 	imp_spool_head_t last_synced;
-	uint64_t head_gen;     /* generation of the newest head slot */
-	spool_pos_t rd;        /* replay cursor */
+	uint64_t head_gen; /* generation of the newest head slot */
+	spool_pos_t rd;    /* replay cursor */
+	size_t n_keep;     /* segments with keep >= 0 */
+	int rfd;           /* by-path read fd of segs[rfd_seg] (no keep) */
+	size_t rfd_seg;
 	spool_pos_t *peek_pos; /* cursor after each peeked record */
 	size_t peek_n, peek_cap;
 	imp_buf_t ser;       /* frame scratch */
@@ -523,12 +532,51 @@ static void spool_remove_seg(imp_spool_t *sp, size_t i)
 {
 	if (sp->cb_id == sp->segs[i].id)
 		sp->cb_id = 0;
-	if (sp->segs[i].keep >= 0)
+	if (sp->segs[i].keep >= 0) {
 		close(sp->segs[i].keep);
+		sp->n_keep--;
+	}
+	if (sp->rfd >= 0) {
+		if (sp->rfd_seg == i) {
+			close(sp->rfd);
+			sp->rfd = -1;
+		} else if (sp->rfd_seg > i) {
+			sp->rfd_seg--;
+		}
+	}
 	imp_mfree(sp->ctx, sp->segs[i].path);
 	memmove(&sp->segs[i], &sp->segs[i + 1],
 		(sp->nseg - i - 1) * sizeof(sp->segs[0]));
 	sp->nseg--;
+}
+
+/* Holds segs[i] open (see spool_seg_t.keep) while under the bound; not
+ * being able to is no error. */
+static void spool_keep_open(imp_spool_t *sp, size_t i)
+{
+	if (sp->segs[i].keep >= 0 || sp->n_keep >= SPOOL_MAX_KEEP)
+		return;
+	sp->segs[i].keep = open(sp->segs[i].path, O_RDONLY | O_CLOEXEC);
+	if (sp->segs[i].keep >= 0)
+		sp->n_keep++;
+}
+
+/* A descriptor to read segs[seg] through: its keep, or one opened by path
+ * (one at a time, cached).  -1 (logged) when neither works. */
+static int spool_rfd(imp_spool_t *sp, size_t seg)
+{
+	if (sp->segs[seg].keep >= 0)
+		return sp->segs[seg].keep;
+	if (sp->rfd >= 0 && sp->rfd_seg == seg)
+		return sp->rfd;
+	if (sp->rfd >= 0)
+		close(sp->rfd);
+	sp->rfd = open(sp->segs[seg].path, O_RDONLY | O_CLOEXEC);
+	sp->rfd_seg = seg;
+	if (sp->rfd < 0)
+		imp_log(sp->ctx, IMP_LOG_ERROR, "spool: open %s: %s",
+			sp->segs[seg].path, strerror(errno));
+	return sp->rfd;
 }
 
 static int spool_list(imp_spool_t *sp)
@@ -692,7 +740,7 @@ int imp_spool_open(const imp_ctx_t *ctx, const char *dir, const char *node,
 	if (!sp)
 		return IMP_ERR_NOMEM;
 	sp->ctx = ctx;
-	sp->dirfd = sp->headfd = sp->wfd = -1;
+	sp->dirfd = sp->headfd = sp->wfd = sp->rfd = -1;
 	sp->seg_max = IMP_SPOOL_SEGMENT_BYTES;
 	imp_buf_init(&sp->ser, ctx, NULL);
 	sp->dir = imp_strdup(ctx, dir);
@@ -767,14 +815,8 @@ int imp_spool_open(const imp_ctx_t *ctx, const char *dir, const char *node,
 			i++;
 		}
 	}
-	for (i = 0; i < sp->nseg; i++) {
-		sp->segs[i].keep = open(sp->segs[i].path, O_RDONLY | O_CLOEXEC);
-		if (sp->segs[i].keep < 0) {
-			rc = spool_fail(sp, err, errlen, "open",
-					sp->segs[i].path);
-			goto fail;
-		}
-	}
+	for (i = 0; i < sp->nseg; i++)
+		spool_keep_open(sp, i);
 	if (sp->nseg) {
 		spool_seg_t *sg = &sp->segs[sp->nseg - 1];
 		sp->wfd = open(sg->path, O_WRONLY | O_CLOEXEC);
@@ -809,6 +851,8 @@ void imp_spool_close(imp_spool_t *sp)
 		return;
 	if (sp->wfd >= 0)
 		close(sp->wfd);
+	if (sp->rfd >= 0)
+		close(sp->rfd);
 	for (size_t i = 0; i < sp->nseg; i++)
 		if (sp->segs[i].keep >= 0)
 			close(sp->segs[i].keep);
@@ -874,7 +918,8 @@ static bool spool_removed(const imp_spool_t *sp)
 	    fstat(sp->headfd, &st) != 0 || st.st_nlink == 0)
 		return true;
 	for (size_t i = 0; i < sp->nseg; i++)
-		if (fstat(sp->segs[i].keep, &st) != 0 || st.st_nlink == 0)
+		if (sp->segs[i].keep >= 0 &&
+		    (fstat(sp->segs[i].keep, &st) != 0 || st.st_nlink == 0))
 			return true;
 	return false;
 }
@@ -961,8 +1006,15 @@ static int spool_restore(imp_spool_t *sp)
 		sp->headfd = fd;
 		files++;
 	}
+	size_t lost = 0;
 	for (size_t i = 0; i < sp->nseg; i++) {
 		spool_seg_t *sg = &sp->segs[i];
+		if (sg->keep < 0) {
+			/* not held: it is gone if the directory went */
+			if (access(sg->path, F_OK) != 0)
+				lost++;
+			continue;
+		}
 		if (fstat(sg->keep, &st) != 0 || st.st_nlink > 0)
 			continue;
 		int fd = spool_copy_out(sp, sg->keep, sg->size, sg->path,
@@ -993,6 +1045,15 @@ static int spool_restore(imp_spool_t *sp)
 		"spool: %s: %zu file(s) of node %s were removed while %llu "
 		"record(s) were pending; restored them from the open files",
 		sp->dir, files, sp->node, (unsigned long long)sp->pending);
+	if (lost) {
+		/* beyond SPOOL_MAX_KEEP segments: replay will fail on these
+		 * and say so; nothing pretends they are there */
+		imp_log(sp->ctx, IMP_LOG_ERROR,
+			"spool: %s: %zu segment(s) were not held open and are "
+			"lost with the directory",
+			sp->dir, lost);
+		return IMP_ERR_IO;
+	}
 	return IMP_OK;
 }
 
@@ -1034,19 +1095,13 @@ static int spool_roll(imp_spool_t *sp, uint64_t seq)
 		return rc;
 	sg = &sp->segs[sp->nseg - 1];
 	sp->wfd = open(sg->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (sp->wfd >= 0)
-		sg->keep = open(sg->path, O_RDONLY | O_CLOEXEC);
-	if (sp->wfd < 0 || sg->keep < 0) {
+	if (sp->wfd < 0) {
 		imp_log(sp->ctx, IMP_LOG_ERROR, "spool: create %s: %s",
 			sg->path, strerror(errno));
-		if (sp->wfd >= 0) {
-			close(sp->wfd);
-			sp->wfd = -1;
-			unlink(sg->path);
-		}
 		spool_remove_seg(sp, sp->nseg - 1);
 		return IMP_ERR_IO;
 	}
+	spool_keep_open(sp, sp->nseg - 1);
 	sp->synced_size = 0;
 	sp->unsynced = 0;
 	sp->dir_dirty = true;
@@ -1184,7 +1239,7 @@ int imp_spool_peek(imp_spool_t *sp, size_t max, imp_record_t **recs,
 	}
 	while (n < max && spool_settle(sp, &pos)) {
 		uint32_t len;
-		int fd = sp->segs[pos.seg].keep;
+		int fd = spool_rfd(sp, pos.seg);
 		if (fd < 0) {
 			rc = IMP_ERR_IO;
 			break;
@@ -1236,7 +1291,7 @@ int imp_spool_consume(imp_spool_t *sp, size_t n)
 			int fd;
 			if (!spool_settle(sp, &pos))
 				return IMP_ERR_INVALID;
-			fd = sp->segs[pos.seg].keep;
+			fd = spool_rfd(sp, pos.seg);
 			if (fd < 0 ||
 			    !spool_pread(fd, hdr, sizeof(hdr), pos.off) ||
 			    memcmp(hdr, SPOOL_MAGIC, 4) != 0)

@@ -495,6 +495,49 @@ static void test_removed(void)
 	imp_spool_close(sp);
 }
 
+/* Past the 256 segments the spool holds open it reads the rest by path
+ * (a long outage must not run the process out of descriptors).  If the
+ * directory is then removed, it restores what it held and reports the
+ * rest as lost -- the sync fails -- instead of pretending. */
+static void test_keep_bound(void)
+{
+	char dir[256];
+	imp_spool_head_t head;
+	unsigned char prev[IMP_HASH_LEN] = {0};
+
+	mkdir_name(dir, sizeof(dir), "bound");
+	imp_spool_t *sp = open_n1(dir, &head);
+	if (!sp)
+		return;
+	imp_spool_set_segment_bytes(sp, 100); /* one record per segment */
+	CHECK_INT(append_range(sp, 1, 300, prev, 50), IMP_OK);
+	CHECK_INT(imp_spool_sync(sp), IMP_OK);
+	CHECK_INT(count_files(dir, ".spool"), 300);
+	imp_spool_close(sp);
+	/* reopened: all 300 replay in order, held or not */
+	sp = open_n1(dir, &head);
+	if (!sp)
+		return;
+	CHECK_INT(peek_all(sp, 1, true), 300);
+	imp_spool_close(sp);
+
+	mkdir_name(dir, sizeof(dir), "bound2");
+	sp = open_n1(dir, &head);
+	if (!sp)
+		return;
+	imp_spool_set_segment_bytes(sp, 100);
+	memset(prev, 0, sizeof(prev));
+	CHECK_INT(append_range(sp, 1, 300, prev, 50), IMP_OK);
+	CHECK_INT(imp_spool_sync(sp), IMP_OK);
+	rm_rf(dir);
+	unsigned errors = g_errors;
+	CHECK_INT(imp_spool_sync(sp), IMP_ERR_IO);
+	CHECK_MSG(g_errors >= errors + 2, "%u errors", g_errors - errors);
+	/* the 256 held segments are back */
+	CHECK_INT(count_files(dir, ".spool"), 256);
+	imp_spool_close(sp);
+}
+
 static void test_torn_tail(void)
 {
 	char dir[256], err[256], p[512];
@@ -772,6 +815,7 @@ int main(void)
 	test_head();
 	test_segments();
 	test_removed();
+	test_keep_bound();
 	test_torn_tail();
 	test_corrupt();
 	test_full();
