@@ -180,7 +180,8 @@ struct imp_spool_s {
 	spool_seg_t *segs;
 	size_t nseg, capseg;
 	size_t seg_max;
-	int wfd;               /* segs[nseg - 1] open for appends, or -1 */
+	int wfd; /* segs[nseg - 1] open for appends (and reads: it can
+		    restore the last segment), or -1 */
 	uint64_t synced_size;  /* durable prefix of the last segment */
 	uint64_t unsynced;     /* records beyond synced_size */
 	bool sync_failed;      /* an internal sync lost records */
@@ -819,7 +820,7 @@ int imp_spool_open(const imp_ctx_t *ctx, const char *dir, const char *node,
 		spool_keep_open(sp, i);
 	if (sp->nseg) {
 		spool_seg_t *sg = &sp->segs[sp->nseg - 1];
-		sp->wfd = open(sg->path, O_WRONLY | O_CLOEXEC);
+		sp->wfd = open(sg->path, O_RDWR | O_CLOEXEC);
 		/* What a crashed process left may sit in the page cache
 		 * only: make it durable before calling it synced. */
 		if (sp->wfd < 0 || fdatasync(sp->wfd) != 0) {
@@ -917,6 +918,8 @@ static bool spool_removed(const imp_spool_t *sp)
 	if (fstat(sp->dirfd, &st) != 0 || st.st_nlink == 0 ||
 	    fstat(sp->headfd, &st) != 0 || st.st_nlink == 0)
 		return true;
+	if (sp->wfd >= 0 && (fstat(sp->wfd, &st) != 0 || st.st_nlink == 0))
+		return true;
 	for (size_t i = 0; i < sp->nseg; i++)
 		if (sp->segs[i].keep >= 0 &&
 		    (fstat(sp->segs[i].keep, &st) != 0 || st.st_nlink == 0))
@@ -1009,22 +1012,27 @@ static int spool_restore(imp_spool_t *sp)
 	size_t lost = 0;
 	for (size_t i = 0; i < sp->nseg; i++) {
 		spool_seg_t *sg = &sp->segs[i];
-		if (sg->keep < 0) {
+		bool last = i + 1 == sp->nseg && sp->wfd >= 0;
+		/* the last segment can always be read through wfd */
+		int src = sg->keep >= 0 ? sg->keep : last ? sp->wfd : -1;
+		if (src < 0) {
 			/* not held: it is gone if the directory went */
 			if (access(sg->path, F_OK) != 0)
 				lost++;
 			continue;
 		}
-		if (fstat(sg->keep, &st) != 0 || st.st_nlink > 0)
+		if (fstat(src, &st) != 0 || st.st_nlink > 0)
 			continue;
-		int fd = spool_copy_out(sp, sg->keep, sg->size, sg->path,
-					O_RDONLY);
+		int fd = spool_copy_out(sp, src, sg->size, sg->path, O_RDONLY);
 		if (fd < 0)
 			return IMP_ERR_IO;
-		close(sg->keep);
+		if (sg->keep >= 0)
+			close(sg->keep);
+		else
+			sp->n_keep++;
 		sg->keep = fd;
-		if (i + 1 == sp->nseg && sp->wfd >= 0) {
-			int w = open(sg->path, O_WRONLY | O_CLOEXEC);
+		if (last) {
+			int w = open(sg->path, O_RDWR | O_CLOEXEC);
 			if (w < 0) {
 				imp_log(sp->ctx, IMP_LOG_ERROR,
 					"spool: open %s: %s", sg->path,
@@ -1094,7 +1102,7 @@ static int spool_roll(imp_spool_t *sp, uint64_t seq)
 	if (rc != IMP_OK)
 		return rc;
 	sg = &sp->segs[sp->nseg - 1];
-	sp->wfd = open(sg->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	sp->wfd = open(sg->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (sp->wfd < 0) {
 		imp_log(sp->ctx, IMP_LOG_ERROR, "spool: create %s: %s",
 			sg->path, strerror(errno));

@@ -497,8 +497,9 @@ static void test_removed(void)
 
 /* Past the 256 segments the spool holds open it reads the rest by path
  * (a long outage must not run the process out of descriptors).  If the
- * directory is then removed, it restores what it held and reports the
- * rest as lost -- the sync fails -- instead of pretending. */
+ * directory is then removed, it restores what it held (and the segment
+ * it writes) and reports the rest as lost -- the sync fails -- instead
+ * of pretending. */
 static void test_keep_bound(void)
 {
 	char dir[256];
@@ -533,8 +534,14 @@ static void test_keep_bound(void)
 	unsigned errors = g_errors;
 	CHECK_INT(imp_spool_sync(sp), IMP_ERR_IO);
 	CHECK_MSG(g_errors >= errors + 2, "%u errors", g_errors - errors);
-	/* the 256 held segments are back */
-	CHECK_INT(count_files(dir, ".spool"), 256);
+	/* the 256 held segments are back, and the one being written (its
+	 * append descriptor reads too) */
+	CHECK_INT(count_files(dir, ".spool"), 257);
+	/* new appends land in a file that exists: the next sync is clean */
+	errors = g_errors;
+	CHECK_INT(append_range(sp, 301, 301, prev, 50), IMP_OK);
+	CHECK_INT(imp_spool_sync(sp), IMP_OK);
+	CHECK_INT(g_errors, errors);
 	imp_spool_close(sp);
 }
 
